@@ -1,0 +1,58 @@
+# The two commands of this repository (see README.md):
+#   make book   build the book from freshly executed notebooks, on the built-in synthetic data
+#   make test   unit tests, the notebooks against their stored outputs (nbval), and a book build check
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# Progress bars belong to interactive runs; stored outputs and their checks run without them.
+export TQDM_DISABLE := 1
+export PYTHONHASHSEED := 0
+export MPLBACKEND := module://matplotlib_inline.backend_inline
+
+.PHONY: help install data notebooks book html test unit nbval book-check clean
+
+help:
+	@echo "make book   execute the notebooks (only those whose inputs changed) and build _build/html"
+	@echo "make test   unit tests + nbval on the stored notebook outputs + a book build check"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[book,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+data: $(STAMP)
+	$(PY) -c "from sbir_core.data.synthetic import ensure_synthetic; print('synthetic data:', ensure_synthetic('book', 0))"
+
+notebooks: data
+	$(PY) tools/execute_notebooks.py
+
+html: $(STAMP)
+	$(VENV)/bin/jupyter-book build . -W --keep-going --quiet
+	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
+
+book: notebooks html
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest tests/ -q
+
+nbval: data
+	$(VENV)/bin/pytest -q --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg \
+		-p no:cacheprovider notebooks/
+
+book-check: $(STAMP)
+	rm -rf _build/check
+	$(VENV)/bin/jupyter-book build . -W --keep-going --quiet --path-output _build/check
+	test -f _build/check/_build/html/index.html
+	@echo "Book build check passed: _build/check/_build/html/index.html"
+
+test: unit nbval book-check
+
+clean:
+	rm -rf _build

@@ -1,0 +1,131 @@
+"""Execute the book's notebooks in place, in table-of-contents order, with papermill.
+
+    python tools/execute_notebooks.py            # every notebook listed in _toc.yml whose inputs changed
+    python tools/execute_notebooks.py --force    # all of them
+    python tools/execute_notebooks.py notebooks/01_datasets.ipynb   # just these (always executed)
+
+A notebook is skipped when the hash of its inputs (its cells' sources and tags, the `sbir_core` sources, the
+synthetic data, the committed results) matches the stamp left by its last successful run in `_build/.nbstamps/`.
+Each notebook is executed into a temporary file with its `parameters` defaults (the fast CPU profile), volatile
+metadata (papermill timings, widget state) is stripped, and only then does it replace the notebook: a failed run
+leaves the stored notebook untouched.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import papermill
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STAMPS = ROOT / "_build" / ".nbstamps"
+# Inputs that every notebook depends on, besides its own cells.
+SHARED_INPUTS = ("sbir_core", "data/synthetic", "results")
+
+
+def toc_notebooks() -> list[Path]:
+    """The notebooks named in `_toc.yml`, in reading order."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "file" in node:
+                files.append(node["file"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(toc.get("parts", toc))
+    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]
+
+
+def _tree_digest(path: Path, digest: "hashlib._Hash") -> None:
+    if not path.exists():
+        return
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(file.relative_to(ROOT)).encode())
+        digest.update(file.read_bytes())
+
+
+def input_hash(notebook: Path) -> str:
+    """Hash of what a notebook's outputs depend on: its cell sources and tags, the package, the data, the results."""
+    nb = nbformat.read(notebook, as_version=4)
+    digest = hashlib.sha256()
+    for cell in nb.cells:
+        digest.update(json.dumps([cell.cell_type, cell.source, cell.metadata.get("tags", [])]).encode())
+    for shared in SHARED_INPUTS:
+        _tree_digest(ROOT / shared, digest)
+    return digest.hexdigest()
+
+
+def clean(nb: nbformat.NotebookNode) -> None:
+    """Drop the metadata that changes from run to run, so a re-execution with the same results is a no-op in git."""
+    nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+
+
+def execute(notebook: Path) -> float:
+    """Run one notebook with its default parameters; replace it only on success. Returns the wall time in seconds."""
+    tmp = notebook.with_name(f".{notebook.stem}.executing.ipynb")
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(tmp), cwd=str(notebook.parent), kernel_name="python3",
+            progress_bar=False, request_save_on_cell_execute=False,
+        )
+        nb = nbformat.read(tmp, as_version=4)
+        clean(nb)
+        nbformat.write(nb, tmp)
+        os.replace(tmp, notebook)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to execute (default: all in _toc.yml)")
+    parser.add_argument("--force", action="store_true", help="execute even when the inputs are unchanged")
+    args = parser.parse_args(argv)
+
+    chosen = [p.resolve() for p in args.notebooks] or toc_notebooks()
+    force = args.force or bool(args.notebooks)
+    STAMPS.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars belong to interactive runs, not to stored outputs
+    for notebook in chosen:
+        if not notebook.exists():
+            print(f"execute_notebooks: error: {notebook}: no such notebook", file=sys.stderr)
+            return 2
+        stamp = STAMPS / f"{notebook.stem}.sha256"
+        digest = input_hash(notebook)
+        name = notebook.relative_to(ROOT)
+        if not force and stamp.exists() and stamp.read_text() == digest:
+            print(f"[skip] {name} (inputs unchanged)")
+            continue
+        print(f"[run ] {name} ...", flush=True)
+        try:
+            seconds = execute(notebook)
+        except papermill.PapermillExecutionError as err:
+            print(f"execute_notebooks: error: {name}: cell {err.exec_count} raised {err.ename}: {err.evalue}",
+                  file=sys.stderr)
+            return 1
+        stamp.write_text(input_hash(notebook))
+        print(f"[done] {name} in {seconds:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
