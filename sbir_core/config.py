@@ -1,0 +1,191 @@
+"""Run configuration as plain dataclasses, and named presets for each paper set-up.
+
+A ``RunConfig`` holds everything a training run needs: the model, the loss, the optimisation and the evaluation.
+Presets (``preset(name)``) give the papers' settings for full runs and a small CPU profile for the book;
+``override(cfg, ["train.epochs=5", "model.backbone=sketchanet"])`` changes single fields.
+
+Sources of the figures (see ``/reference`` notes in the book's theory chapter):
+
+* ``triplet-sn-paper``: Sketch Me That Shoe, official Caffe/TF code (DeepSBIR, Deep_SBIR_tf): Sketch-a-Net on 225 px
+  crops of 256 px images, fc6 512 / fc7 256, L2 norm, shared branches, squared-Euclidean triplet loss with margin
+  0.3, SGD lr 1e-3, momentum 0.9, weight decay 5e-4, batch 128 triplets, random crop + flip, 10-view testing.
+  The code runs 20,000-25,000 iterations, about 8,000 epochs of 304 Shoe-V1 sketches; 500 epochs here.
+* ``baseline-fgsbir-paper``: AyanKumarBhunia/Baseline_FGSBIR: InceptionV3 to Mixed_7c, global max pooling, 2048-D,
+  L2 norm, shared branches, ``nn.TripletMarginLoss`` (Euclidean, margin 0.2), Adam lr 1e-4, batch 16, 299 px,
+  200 epochs, single-view testing.
+* ``book``: not from a paper; the compact CNN at 64 px on the synthetic benchmark, sized to train in about a minute
+  on a 2-core CPU.
+* ``real-cpu``: Triplet-SN (Sketch-a-Net, the paper's loss) at 112 px for from-scratch CPU runs on the real data.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class ModelConfig:
+    """What network to build; ``name`` is a key of ``sbir_core.models.MODELS``."""
+
+    name: str = "triplet-sn"
+    backbone: str = "compact"  # sketchanet | compact | inception_v3 | vgg16
+    weights: str | None = None  # torchvision weights name ("DEFAULT", "IMAGENET1K_V1") or None (from scratch)
+    input_size: int = 64  # the network's input side (crop size)
+    shared: bool = True  # one network for sketches and photos (Siamese), else two
+    head: str = "mlp"  # "mlp": flatten + fc6/fc7 (Sketch Me That Shoe); "pool": global pooling (+ linear)
+    feature: str | None = None  # the backbone map the head reads; None: the final map
+    pool: str = "max"  # for head="pool"
+    hidden_dim: int = 512  # fc6
+    embed_dim: int | None = 256  # fc7; for head="pool", None keeps the pooled channels
+    dropout: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)  # extra settings read by registered model builders
+
+
+@dataclass
+class LossConfig:
+    name: str = "triplet"  # triplet | holef | mahalanobis
+    margin: float = 0.3
+    squared: bool = True  # squared-Euclidean distance (official Sketch Me That Shoe code) or Euclidean
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. regulariser weights of a learned metric
+
+
+@dataclass
+class TrainConfig:
+    optimizer: str = "adam"  # adam | sgd
+    lr: float = 1e-3
+    momentum: float = 0.9  # sgd only
+    weight_decay: float = 0.0
+    batch_size: int = 32  # triplets per step
+    epochs: int = 10  # one epoch = every training sketch once as an anchor
+    data_size: int = 72  # side the split is rendered at; random crops of model.input_size are taken from it
+    flip: bool = True  # random horizontal flips, drawn independently for anchor, positive and negative
+    val_fraction: float = 0.1  # share of the training PHOTOS (with their sketches) held out for model selection
+    eval_every: int = 1  # epochs between validation passes
+    amp: bool = True  # mixed precision, used only on CUDA
+    num_threads: int | None = None  # torch CPU threads; None leaves the default
+
+
+@dataclass
+class EvalConfig:
+    multiview: bool = False  # 4 corner + centre crops and their flips, distances averaged (Sketch Me That Shoe)
+    batch_size: int = 64
+
+
+@dataclass
+class RunConfig:
+    preset: str = "book"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        sections = {"model": ModelConfig, "loss": LossConfig, "train": TrainConfig, "eval": EvalConfig}
+        kwargs = {k: (sections[k](**v) if k in sections else v) for k, v in d.items()}
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def _book() -> RunConfig:
+    return RunConfig(
+        preset="book",
+        model=ModelConfig(backbone="compact", input_size=64, head="mlp", hidden_dim=256, embed_dim=128),
+        loss=LossConfig(margin=0.3, squared=True),
+        train=TrainConfig(optimizer="adam", lr=1e-3, batch_size=32, epochs=12, data_size=72),
+    )
+
+
+def _triplet_sn_paper() -> RunConfig:
+    return RunConfig(
+        preset="triplet-sn-paper",
+        model=ModelConfig(backbone="sketchanet", input_size=225, head="mlp", hidden_dim=512, embed_dim=256),
+        loss=LossConfig(margin=0.3, squared=True),
+        train=TrainConfig(optimizer="sgd", lr=1e-3, momentum=0.9, weight_decay=5e-4, batch_size=128, epochs=500,
+                          data_size=256, eval_every=10),
+        eval=EvalConfig(multiview=True),
+    )
+
+
+def _baseline_fgsbir_paper() -> RunConfig:
+    return RunConfig(
+        preset="baseline-fgsbir-paper",
+        model=ModelConfig(backbone="inception_v3", weights="DEFAULT", input_size=299, head="pool", pool="max",
+                          embed_dim=None),
+        loss=LossConfig(margin=0.2, squared=False),
+        train=TrainConfig(optimizer="adam", lr=1e-4, batch_size=16, epochs=200, data_size=299, flip=True),
+    )
+
+
+def _real_cpu() -> RunConfig:
+    return RunConfig(
+        preset="real-cpu",
+        model=ModelConfig(backbone="sketchanet", input_size=112, head="mlp", hidden_dim=512, embed_dim=256),
+        loss=LossConfig(margin=0.3, squared=True),
+        train=TrainConfig(optimizer="adam", lr=1e-4, batch_size=32, epochs=30, data_size=128, eval_every=2,
+                          num_threads=2),
+        eval=EvalConfig(multiview=True),
+    )
+
+
+PRESETS = {"book": _book, "triplet-sn-paper": _triplet_sn_paper, "baseline-fgsbir-paper": _baseline_fgsbir_paper,
+           "real-cpu": _real_cpu}
+
+
+def preset(name: str) -> RunConfig:
+    """A fresh ``RunConfig`` for a named preset."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]()
+
+
+def _parse(value: str, annotation: Any) -> Any:
+    """Parse a command-line value into the type a dataclass field declares."""
+    hint = str(annotation)
+    if value.lower() in ("none", "null") and "None" in hint:
+        return None
+    if hint.startswith("bool"):
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"expected a boolean, got {value!r}")
+        return value.lower() in ("true", "1", "yes")
+    for kind in (int, float):
+        if hint.startswith(kind.__name__):
+            return kind(value)
+    if hint.startswith("dict"):
+        return json.loads(value)
+    return value
+
+
+def override(cfg: RunConfig, assignments: list[str]) -> RunConfig:
+    """Apply ``section.field=value`` (or ``seed=3``) assignments to a copy of ``cfg``."""
+    cfg = RunConfig.from_dict(cfg.to_dict())
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"override {item!r} is not of the form key=value")
+        *path, name = key.strip().split(".")
+        target: Any = cfg
+        for part in path:
+            target = getattr(target, part, None)
+            if not dataclasses.is_dataclass(target):
+                raise ValueError(f"unknown configuration section in {key!r}")
+        fields = {f.name: f for f in dataclasses.fields(target)}
+        if name not in fields:
+            raise ValueError(f"unknown configuration field {key!r}; known: {sorted(fields)}")
+        hints = typing.get_type_hints(type(target))
+        setattr(target, name, _parse(value.strip(), _type_name(hints[name])))
+    return cfg
+
+
+def _type_name(hint: Any) -> str:
+    """``int | None`` → ``"int | None"``; ``bool`` → ``"bool"``."""
+    return hint.__name__ if isinstance(hint, type) else str(hint)

@@ -1,0 +1,61 @@
+"""Retrieval metrics for FG-SBIR: the rank of the true photo, acc@K, mean rank, ranking percentile.
+
+Tie convention (as in the official Bhunia-group evaluation code): the rank of the true photo is the number of gallery
+photos whose distance to the query is LESS THAN OR EQUAL TO the true photo's distance. The true photo counts itself,
+so ranks run from 1 (best) to N (gallery size), and every tie counts against the query: a model that maps everything
+to one point gets rank N, never rank 1.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def _as_tensor(x: ArrayLike) -> torch.Tensor:
+    return x if isinstance(x, torch.Tensor) else torch.from_numpy(np.asarray(x))
+
+
+def true_match_ranks(distances: ArrayLike, positives: ArrayLike) -> np.ndarray:
+    """Rank (1 = best) of each query's true photo. ``distances`` (n, N), ``positives`` (n,) gallery indices.
+
+    ``rank[i] = #{j : d[i, j] <= d[i, positives[i]]}``: ties count against the query.
+    """
+    d = _as_tensor(distances)
+    pos = _as_tensor(positives).long().to(d.device)
+    if d.ndim != 2 or pos.shape != (d.shape[0],):
+        raise ValueError(f"need distances (n, N) and positives (n,), got {tuple(d.shape)} and {tuple(pos.shape)}")
+    if d.shape[0] and (pos.min() < 0 or pos.max() >= d.shape[1]):
+        raise ValueError(f"positives must index the gallery of {d.shape[1]} photos")
+    if torch.isnan(d).any():
+        raise ValueError("distances contain NaN")
+    true_d = d.gather(1, pos[:, None])
+    return (d <= true_d).sum(1).cpu().numpy().astype(np.int64)
+
+
+def acc_at_k(ranks: ArrayLike, k: int) -> float:
+    """Share of queries whose true photo is in the top ``k`` (acc@K, Yu et al. CVPR 2016)."""
+    return float((np.asarray(ranks) <= k).mean())
+
+
+def ranking_percentile(ranks: ArrayLike, gallery_size: int) -> np.ndarray:
+    """``(N - rank) / (N - 1)``: 1 for rank 1, 0 for rank N (Bhunia et al. CVPR 2020, m@A)."""
+    if gallery_size < 2:
+        raise ValueError("the ranking percentile needs a gallery of at least 2 photos")
+    return (gallery_size - np.asarray(ranks, dtype=np.float64)) / (gallery_size - 1)
+
+
+def retrieval_metrics(distances: ArrayLike, positives: ArrayLike, ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """acc@K for each K, mean rank, mean ranking percentile, mean reciprocal rank, and the query/gallery counts."""
+    ranks = true_match_ranks(distances, positives)
+    n_gallery = int(_as_tensor(distances).shape[1])
+    out: dict[str, float] = {f"acc@{k}": acc_at_k(ranks, k) for k in ks}
+    out["mean_rank"] = float(ranks.mean())
+    out["percentile"] = float(ranking_percentile(ranks, n_gallery).mean()) if n_gallery > 1 else 1.0
+    out["mrr"] = float((1.0 / ranks).mean())
+    out["n_queries"] = int(ranks.size)
+    out["gallery_size"] = n_gallery
+    return out
