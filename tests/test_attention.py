@@ -69,8 +69,75 @@ def test_fusion_dimensions_ijcv_and_dssa():
     small = CoarseFineFusion(16, reduced_channels=4)
     fused = small(_map(c=16), torch.randn(2, 10))
     assert fused.shape == (2, 14)
-    plain = CoarseFineFusion(8, reduced_channels=None)  # DSSA code: pool the attended map as it is
+    plain = CoarseFineFusion(8, reduced_channels=None, normalize_parts=False)  # pool the attended map as it is
     f, final = _map(), torch.randn(2, 3)
     fused = plain(f, final)
     torch.testing.assert_close(fused[:, :8], f.mean(dim=(2, 3)))
     torch.testing.assert_close(fused[:, 8:], final)
+    balanced = CoarseFineFusion(8, reduced_channels=None)  # DSSA code: each part L2-normalised
+    fused = balanced(f, 100 * final)
+    torch.testing.assert_close(fused[:, :8].norm(dim=1), torch.ones(2))
+    torch.testing.assert_close(fused[:, 8:], torch.nn.functional.normalize(final, dim=1))
+
+
+# --- the registered models -------------------------------------------------------------------------------------------
+from sbir_core.config import ModelConfig  # noqa: E402
+from sbir_core.models import MODELS, build_model  # noqa: E402
+from sbir_core.models.attention import AttendedBackbone, FusionHead  # noqa: E402
+
+
+def test_models_are_registered():
+    assert {"attention", "fusion", "attention-fusion"} <= set(MODELS)
+
+
+@pytest.mark.parametrize("name, dim", [("triplet-sn", 64), ("attention", 64), ("fusion", 64 + 128),
+                                       ("attention-fusion", 64 + 128)])
+def test_ablation_models_on_the_compact_backbone(name, dim):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=name, backbone="compact", input_size=32, hidden_dim=32, embed_dim=64))
+    assert model.embed_dim == dim
+    out = model.embed_photo(torch.randn(3, 3, 32, 32))
+    assert out.shape == (3, dim)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(3))
+    assert isinstance(model.sketch.backbone, AttendedBackbone) == ("attention" in name)
+    assert isinstance(model.sketch.head, FusionHead) == ("fusion" in name)
+
+
+def test_attended_backbone_feeds_the_attended_map_forward():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="attention", backbone="compact", input_size=32, options={"at": "block3"}))
+    backbone = model.sketch.backbone
+    assert backbone.feature_names == ("block1", "block2", "block3", "block3_attention", "block4")
+    x = torch.randn(2, 3, 32, 32)
+    backbone.eval()
+    maps = backbone(x)
+    plain = backbone.inner(x)
+    alpha = maps["block3_attention"]
+    assert alpha.shape == (2, 1, 4, 4)
+    torch.testing.assert_close(alpha.sum(dim=(1, 2, 3)), torch.ones(2))
+    torch.testing.assert_close(maps["block3"], plain["block3"] * (1 + alpha))
+    torch.testing.assert_close(maps["block4"], backbone.inner.stages["block4"](maps["block3"]))
+
+
+def test_no_shortcut_option_and_unknown_options():
+    model = build_model(ModelConfig(name="attention", input_size=32, options={"residual": False}))
+    assert model.sketch.backbone.attention.residual is False
+    with pytest.raises(ValueError, match="unknown model options"):
+        build_model(ModelConfig(name="attention", input_size=32, options={"shortcut": False}))
+    with pytest.raises(ValueError, match="no map"):
+        build_model(ModelConfig(name="fusion", input_size=32, options={"at": "Mixed_7b"}))
+
+
+def test_dssa_on_sketchanet_is_512d():
+    # DSSA: attention on the 7x7x256 pool5 map; fc7 (256) concatenated with the pooled attended map (256).
+    model = build_model(ModelConfig(name="attention-fusion", backbone="sketchanet", input_size=225))
+    assert model.embed_dim == 512
+    assert model.sketch.backbone.at == "pool5"
+
+
+def test_ijcv_full_model_on_inception_is_2560d():
+    model = build_model(ModelConfig(name="attention-fusion", backbone="inception_v3", input_size=139, head="pool",
+                                    pool="avg", embed_dim=None))
+    assert model.embed_dim == 2560  # 512 (reduced attended Mixed_7b) + 2048 (Mixed_7c)
+    assert model.sketch.backbone.at == "Mixed_7b"
+    assert model.sketch.head.fusion.reduce.out_channels == 512

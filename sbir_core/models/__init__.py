@@ -66,3 +66,6 @@ def triplet_sn(cfg: ModelConfig) -> SBIRModel:
 __all__ = ["BACKBONES", "MODELS", "Backbone", "EmbeddingNet", "FlattenMLPHead", "PoolHead", "SBIRModel",
            "build_backbone", "build_embedding_net", "build_head", "build_model", "photo_input", "register_model",
            "sketch_input"]
+
+# The attention chapter's models register themselves on import (attention, fusion, attention-fusion).
+from sbir_core.models import attention as _attention  # noqa: E402,F401
