@@ -1,0 +1,208 @@
+"""Write the synthetic FG-SBIR benchmark: one QMUL-V2-layout folder per category, plus sidecar metadata.
+
+Per category ``<out>/<category>/``:
+
+* ``photo/<category>_<i:05d>.png``: RGB photos (256 px, PNG with fixed settings);
+* ``<category>_Coordinate``: pickle (protocol 3) of ``dict['/<split>/<photo>_<k>', float64 (N, 3)]``, exactly the
+  ChairV2 format (absolute x, y on the 256 frame, pen = 1 on the last point of a stroke), sorted keys;
+* ``<category>_meta.json``: per photo its split, attributes and part boxes (in the photo's pixels and, for the
+  undistorted instance, in the normalised sketch frame); per sketch its drawer and category and the boxes of the
+  parts it drew (sketch frame); the drawer styles and the attribute schema.
+
+``<out>/collection.json`` lists the categories, profile and seed. Everything is derived from ``(seed, category)``,
+so the same seed gives the same bytes, and a category's data do not depend on which other categories are written.
+Each category is written to a temporary folder and renamed into place; :func:`generate` writes the whole collection
+to a temporary folder and renames it onto ``out`` at the end.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from sbir_core.data.safe_pickle import dump_pickle
+from sbir_core.data.sketch import CANVAS, LONGER_SIDE
+from sbir_core.data.synthetic.categories import CATEGORIES, make_shape, sample_attributes
+from sbir_core.data.synthetic.drawer import DRAWERS, draw_sketch
+from sbir_core.data.synthetic.geometry import Shape
+from sbir_core.data.synthetic.photo import render_photo
+from sbir_core.errors import DataError
+
+VERSION = 1  # bump when the generator's output changes, so cached copies are regenerated
+PHOTO_SIZE = 256
+
+
+@dataclass(frozen=True)
+class CategorySize:
+    train_photos: int
+    test_photos: int
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Photos per category (``main`` for the single-category benchmarks, ``other`` for the rest)."""
+
+    main: CategorySize
+    other: CategorySize
+    main_categories: tuple[str, ...] = ("shoe", "chair")
+    sketches_per_photo: tuple[tuple[int, float], ...] = ((3, 0.85), (4, 0.1), (5, 0.05))
+    memory_error: float = 0.15  # probability that a sketch mis-remembers one attribute of its photo
+
+    def size(self, category: str) -> CategorySize:
+        return self.main if category in self.main_categories else self.other
+
+
+PROFILES = {
+    "tiny": Profile(CategorySize(12, 6), CategorySize(6, 4)),  # for tests
+    "book": Profile(CategorySize(400, 200), CategorySize(48, 24)),
+    "full": Profile(CategorySize(1800, 200), CategorySize(300, 100)),  # Shoe-V2 scale
+}
+
+
+def _category_seed(seed: int, category: str) -> int:
+    return zlib.crc32(f"{seed}/{category}".encode())
+
+
+def _box(points: np.ndarray) -> list[float]:
+    return [round(float(v), 2) for v in (*points.min(0), *points.max(0))]
+
+
+def write_category(out: Path, category: str, profile: Profile, seed: int,
+                   progress: Callable[[int], None] | None = None) -> None:
+    """Generate one category into ``out`` (which must not exist); see the module docstring for the files."""
+    if category not in CATEGORIES:
+        raise DataError(f"unknown category {category!r} (known: {', '.join(CATEGORIES)})")
+    size = profile.size(category)
+    rng = np.random.default_rng(_category_seed(seed, category))
+    n_photos = size.train_photos + size.test_photos
+    is_test = np.zeros(n_photos, bool)
+    is_test[rng.permutation(n_photos)[: size.test_photos]] = True
+    counts, probs = zip(*profile.sketches_per_photo)
+    schema = CATEGORIES[category].attributes
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{category}.", dir=out.parent))
+    try:
+        (tmp / "photo").mkdir()
+        coordinates: dict[str, np.ndarray] = {}
+        photos_meta: dict[str, dict] = {}
+        sketches_meta: dict[str, dict] = {}
+        for i in range(n_photos):
+            name = f"{category}_{i:05d}"
+            split = "test" if is_test[i] else "train"
+            attributes = sample_attributes(category, rng)
+            shape_seed = int(rng.integers(2**31))
+            shape = make_shape(category, attributes, shape_seed)
+            image, placed = render_photo(shape, rng, PHOTO_SIZE)
+            Image.fromarray(image).save(tmp / "photo" / f"{name}.png", format="PNG", compress_level=6)
+            photos_meta[name] = {
+                "split": split, "attributes": attributes,
+                "part_boxes": {p.name: _box(np.concatenate(p.paths)) for p in placed.parts if p.in_sketch},
+                "part_boxes_sketch": _canonical_boxes(shape),
+            }
+            n_sketches = int(rng.choice(counts, p=probs))
+            drawers = rng.choice(len(DRAWERS), size=n_sketches, replace=False)
+            for k, drawer in enumerate(drawers, start=1):
+                drawn = attributes
+                if rng.uniform() < profile.memory_error:  # a wrong detail, as people sketch from memory
+                    drawn = dict(attributes)
+                    attr = sorted(schema)[int(rng.integers(len(schema)))]
+                    drawn[attr] = schema[attr][int(rng.integers(len(schema[attr])))]
+                source = shape if drawn == attributes else make_shape(category, drawn, shape_seed)
+                sketch, boxes = draw_sketch(source, DRAWERS[drawer], rng)
+                key = f"/{split}/{name}_{k}"
+                coordinates[key] = sketch.points
+                sketches_meta[key] = {"drawer": int(drawer), "category": category, "part_boxes": boxes,
+                                      "misremembered": sorted(a for a in drawn if drawn[a] != attributes[a])}
+            if progress is not None:
+                progress(1)
+        dump_pickle(coordinates, tmp / f"{category}_Coordinate")
+        meta = {"category": category, "generator_version": VERSION, "seed": seed,
+                "attributes": schema, "drawers": [d.to_dict() for d in DRAWERS],
+                "photos": photos_meta, "sketches": sketches_meta}
+        (tmp / f"{category}_meta.json").write_text(json.dumps(meta, sort_keys=True, indent=1))
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _canonical_boxes(shape: Shape) -> dict[str, list[float]]:
+    """Part boxes of the undistorted instance in the normalised sketch frame (longer side 190, centred in 256)."""
+    pts = shape.points()
+    lo, hi = pts.min(0), pts.max(0)
+    scale = LONGER_SIDE / float((hi - lo).max())
+    return {p.name: _box((np.concatenate(p.paths) - (lo + hi) / 2) * scale + CANVAS / 2)
+            for p in shape.parts if p.in_sketch}
+
+
+def generate(out: str | os.PathLike, profile: str = "book", seed: int = 0, categories: Sequence[str] | None = None,
+             progress: bool = False, overwrite: bool = False) -> Path:
+    """Write the benchmark to ``out`` (one folder per category + ``collection.json``) and return ``out``."""
+    if profile not in PROFILES:
+        raise DataError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})")
+    chosen = list(CATEGORIES) if not categories else list(dict.fromkeys(categories))
+    unknown = [c for c in chosen if c not in CATEGORIES]
+    if unknown:
+        raise DataError(f"unknown categories {unknown} (known: {', '.join(CATEGORIES)})")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise DataError("output folder exists and is not empty (pass overwrite=True / --force)", out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    spec = PROFILES[profile]
+    total = sum(spec.size(c).train_photos + spec.size(c).test_photos for c in chosen)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=f"synth {profile}", unit="photo")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for category in chosen:
+            if bar is not None:
+                bar.set_postfix_str(category)
+            write_category(tmp / category, category, spec, seed, None if bar is None else bar.update)
+        collection = {"generator_version": VERSION, "profile": profile, "seed": seed, "categories": chosen}
+        (tmp / "collection.json").write_text(json.dumps(collection, sort_keys=True, indent=1))
+        if out.exists():
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if bar is not None:
+            bar.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _default_home() -> Path:
+    """``<repo>/data/synthetic`` in a source checkout, else ``$SBIR_DATA`` or ``~/.cache/sbir_core``."""
+    repo = Path(__file__).resolve().parents[3]
+    if (repo / "pyproject.toml").is_file() and (repo / "sbir_core").is_dir():
+        return repo / "data" / "synthetic"
+    return Path(os.environ.get("SBIR_DATA", Path.home() / ".cache" / "sbir_core"))
+
+
+def ensure_synthetic(profile: str = "book", seed: int = 0, root: str | os.PathLike | None = None) -> Path:
+    """The folder of the synthetic collection ``<profile>-seed<seed>``, generated first if it is missing or stale."""
+    out = Path(root) if root is not None else _default_home() / f"{profile}-seed{seed}"
+    marker = out / "collection.json"
+    if marker.is_file():
+        try:
+            info = json.loads(marker.read_text())
+        except ValueError:
+            info = {}
+        expected = {"generator_version": VERSION, "profile": profile, "seed": seed, "categories": list(CATEGORIES)}
+        if all(info.get(k) == v for k, v in expected.items()):
+            return out
+    return generate(out, profile=profile, seed=seed, progress=True, overwrite=True)

@@ -1,0 +1,83 @@
+"""The synthetic benchmark: format, determinism, metadata, and statistics in the range of real ChairV2."""
+import hashlib
+
+import numpy as np
+import pytest
+
+from sbir_core.data import load_collection, load_dataset, stroke_statistics
+from sbir_core.data.synthetic import CATEGORIES, DRAWERS, ensure_synthetic, generate
+from sbir_core.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("synth") / "tiny", profile="tiny", seed=3)
+
+
+def digest(root):
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_layout_is_qmul_v2_per_category(tiny):
+    assert sorted(p.name for p in tiny.iterdir() if p.is_dir()) == sorted(CATEGORIES)
+    data = load_collection(tiny)
+    for name, ds in data.items():
+        assert ds.format == "qmul-v2" and ds.name == name
+        assert (ds.train.n_photos, ds.test.n_photos) == (
+            (12, 6) if name in ("shoe", "chair") else (6, 4))
+        assert all(k.startswith("/train/") for k in ds.train.sketch_keys)
+        assert len(ds.train) >= 3 * ds.train.n_photos
+        assert ds.meta["category"] == name
+        for key in ds.train.sketch_keys + ds.test.sketch_keys:
+            info = ds.meta["sketches"][key]
+            assert info["category"] == name and 0 <= info["drawer"] < len(DRAWERS)
+        photo = ds.meta["photos"][ds.test.photo_names[0]]
+        assert photo["split"] == "test" and set(photo["attributes"]) == set(CATEGORIES[name].attributes)
+        for box in photo["part_boxes"].values():
+            assert 0 <= box[0] <= box[2] <= 256 and 0 <= box[1] <= box[3] <= 256
+
+
+def test_photos_and_sketches_are_well_formed(tiny):
+    ds = load_dataset(tiny / "shoe")
+    photos = ds.test.photos(256)
+    assert photos.shape == (6, 256, 256, 3) and photos.std() > 10
+    stats = stroke_statistics(ds.train.vectors)
+    assert stats["longer_side_mean"] == pytest.approx(190, abs=0.01)
+    assert max(s.n_strokes for s in ds.train.vectors) <= 15
+    for s in ds.train.vectors:
+        assert 33 - 1e-6 <= s.points[:, :2].min() and s.points[:, :2].max() <= 223 + 1e-6
+
+
+def test_same_seed_same_bytes_and_category_independence(tiny, tmp_path):
+    again = generate(tmp_path / "again", profile="tiny", seed=3)
+    assert digest(again) == digest(tiny)
+    other = generate(tmp_path / "other", profile="tiny", seed=4, categories=["shoe"])
+    assert digest(other / "shoe") != digest(tiny / "shoe")
+    only = generate(tmp_path / "only", profile="tiny", seed=3, categories=["shoe"])
+    assert digest(only / "shoe") == digest(tiny / "shoe")
+
+
+def test_generate_refuses_to_clobber_and_unknown_names(tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("keep me")
+    with pytest.raises(DataError, match="not empty"):
+        generate(tmp_path / "full", profile="tiny", categories=["shoe"])
+    assert (tmp_path / "full" / "x").read_text() == "keep me"
+    with pytest.raises(DataError, match="unknown categories"):
+        generate(tmp_path / "new", profile="tiny", categories=["spaceship"])
+    with pytest.raises(DataError, match="unknown profile"):
+        generate(tmp_path / "new", profile="huge")
+    assert not (tmp_path / "new").exists()
+
+
+def test_ensure_synthetic_reuses_a_complete_collection(tmp_path):
+    root = ensure_synthetic("tiny", seed=5, root=tmp_path / "c")
+    stamp = (root / "collection.json").stat().st_mtime_ns
+    assert ensure_synthetic("tiny", seed=5, root=root) == root
+    assert (root / "collection.json").stat().st_mtime_ns == stamp
+    assert np.all([(root / c).is_dir() for c in CATEGORIES])
