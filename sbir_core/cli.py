@@ -122,13 +122,131 @@ def _run_data_info(args: argparse.Namespace) -> int:
 # --- sbir train ------------------------------------------------------------------------------------------------------
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a retrieval model")
-    p.set_defaults(func=_not_yet)
+    p.add_argument("--model", default="triplet-sn", help="registered model name (default: triplet-sn)")
+    p.add_argument("--data", required=True, help="ONE dataset folder (QMUL-V2 or synthetic category, QMUL-V1, ...)")
+    p.add_argument("--out", required=True, help="run folder: config.json, checkpoints, log.jsonl")
+    p.add_argument("--preset", default="book", help="configuration preset (book, real-cpu, triplet-sn-paper, ...)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a configuration field, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument("--no-resume", action="store_true", help="refuse to continue a checkpoint in --out")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    from sbir_core.config import override, preset
+    from sbir_core.data import load_dataset
+    from sbir_core.models import MODELS
+    from sbir_core.runtime import atomic_path, get_device
+    from sbir_core.train import SplitTensors, device_description, fit, git_commit, split_counts
+
+    try:
+        cfg = override(preset(args.preset), [f"model.name={args.model}", f"seed={args.seed}", *args.overrides])
+        if cfg.model.name not in MODELS:
+            raise ValueError(f"unknown model {cfg.model.name!r}; choose one of {sorted(MODELS)}")
+        device = get_device(args.device)
+    except (ValueError, RuntimeError) as err:
+        print(f"sbir: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if args.no_resume and (out / "last.pt").exists():
+        print(f"sbir: error: {out / 'last.pt'} exists and --no-resume was given", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    data = load_dataset(args.data)
+    counts = split_counts(cfg, data.train)
+    result = fit(cfg, SplitTensors.from_split(data.train, cfg.train.data_size), out, device=device, resume=True)
+    best = result.best
+    summary = {
+        "model": cfg.model.name, "preset": cfg.preset, "seed": cfg.seed,
+        "dataset": {"name": data.name, "format": data.format, "root": str(args.data),
+                    "counts": counts},
+        "device": device_description(device), "commit": git_commit(),
+        "train_wall_time_s": round(result.wall_time_s, 2), "total_wall_time_s": round(time.perf_counter() - t0, 2),
+        "epochs": len(result.history), "best_epoch": best["epoch"], "best_val": best["metrics"],
+    }
+    with atomic_path(out / "train_summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    val_text = "" if best["metrics"] is None else f", val acc@1 {best['metrics']['acc@1']:.4f}"
+    print(f"trained {cfg.model.name} ({cfg.preset}) on {data.name}: {len(result.history)} epochs, "
+          f"best epoch {best['epoch']}{val_text}, {summary['total_wall_time_s']:.1f} s on {summary['device']}; "
+          f"run folder {out}")
+    return 0
 
 
 # --- sbir eval -------------------------------------------------------------------------------------------------------
 def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a trained run")
-    p.set_defaults(func=_not_yet)
+    p.add_argument("run_dir", help="a run folder written by sbir train")
+    p.add_argument("--data", required=True, help="the dataset folder to evaluate on")
+    p.add_argument("--split", default="test", choices=("test", "val", "train"),
+                   help="test (default), val (the validation photos carved from train) or train (the rest)")
+    p.add_argument("--multiview", action=argparse.BooleanOptionalAction, default=None,
+                   help="10-view testing (4 corners + centre, flipped); default: as the run's configuration says")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object (keys acc@1, acc@5, acc@10, ...)")
+    p.add_argument("--save", metavar="PATH", help="also write a JSON record with provenance (config, commit, ...)")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    from sbir_core.data import load_dataset
+    from sbir_core.runtime import atomic_path, get_device
+    from sbir_core.train import (SplitTensors, device_description, evaluate, git_commit, load_run, prepare_data,
+                                 split_counts)
+
+    try:
+        device = get_device(args.device)
+    except RuntimeError as err:
+        print(f"sbir: error: {err}", file=sys.stderr)
+        return 2
+    cfg, model, loss = load_run(args.run_dir, device)
+    if cfg.train.num_threads:
+        import torch
+
+        torch.set_num_threads(cfg.train.num_threads)
+    data = load_dataset(args.data)
+    t0 = time.perf_counter()
+    if args.split == "test":
+        chosen = SplitTensors.from_split(data.test, cfg.train.data_size)
+    else:
+        train, val = prepare_data(cfg, data.train)
+        chosen = train if args.split == "train" else val
+    if chosen is None:
+        print("sbir: error: this run has no validation split (train.val_fraction = 0)", file=sys.stderr)
+        return 2
+    multiview = cfg.eval.multiview if args.multiview is None else args.multiview
+    metrics = evaluate(model, loss, chosen, cfg, multiview=multiview)
+    out = {**metrics, "split": args.split, "multiview": multiview, "dataset": data.name,
+           "eval_wall_time_s": round(time.perf_counter() - t0, 2)}
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+    else:
+        print(f"{data.name} {args.split} ({metrics['n_queries']} sketches, gallery {metrics['gallery_size']}, "
+              f"{'10-view' if multiview else 'single view'}): acc@1 {metrics['acc@1']:.4f}  "
+              f"acc@5 {metrics['acc@5']:.4f}  acc@10 {metrics['acc@10']:.4f}  mean rank {metrics['mean_rank']:.2f}")
+    if args.save:
+        summary_path = Path(args.run_dir) / "train_summary.json"
+        record = {
+            "metrics": metrics, "split": args.split, "multiview": multiview,
+            "dataset": {"name": data.name, "format": data.format, "root": str(args.data),
+                        "counts": split_counts(cfg, data.train, data.test)},
+            "config": cfg.to_dict(), "eval_commit": git_commit(), "eval_device": device_description(device),
+            "eval_wall_time_s": out["eval_wall_time_s"],
+            "training": json.loads(summary_path.read_text()) if summary_path.exists() else None,
+        }
+        with atomic_path(args.save) as tmp:
+            tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return 0
 
 
 def _not_yet(args: argparse.Namespace) -> int:  # replaced sub-command by sub-command as the issues land

@@ -89,15 +89,36 @@ class SplitTensors:
                             [self.photo_names[i] for i in photo_idx])
 
 
+def validation_photos(n_photos: int, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of the ``fraction`` of photos (at least 2) held out for validation; empty for ``fraction <= 0``."""
+    if fraction <= 0:
+        return np.zeros(0, dtype=np.int64)
+    n_val = max(2, int(round(fraction * n_photos)))
+    if n_val >= n_photos - 1:
+        raise ValueError(f"cannot hold out {n_val} of {n_photos} photos for validation")
+    return np.sort(np.random.default_rng(seed).permutation(n_photos)[:n_val])
+
+
 def carve_validation(data: SplitTensors, fraction: float, seed: int) -> tuple[SplitTensors, SplitTensors | None]:
     """Hold out ``fraction`` of the photos (at least 2), with all their sketches, as a validation split."""
-    if fraction <= 0:
+    val_idx = validation_photos(data.n_photos, fraction, seed)
+    if len(val_idx) == 0:
         return data, None
-    n_val = max(2, int(round(fraction * data.n_photos)))
-    if n_val >= data.n_photos - 1:
-        raise ValueError(f"cannot hold out {n_val} of {data.n_photos} photos for validation")
-    order = np.random.default_rng(seed).permutation(data.n_photos)
-    return data.subset(np.sort(order[n_val:])), data.subset(np.sort(order[:n_val]))
+    return data.subset(np.setdiff1d(np.arange(data.n_photos), val_idx)), data.subset(val_idx)
+
+
+def split_counts(cfg: RunConfig, train: SplitLike, test: SplitLike | None = None) -> dict[str, Any]:
+    """Sketch and photo counts of the train / val / test splits a run uses, without rendering anything."""
+    n_photos = len(train.photo_names)
+    val_idx = validation_photos(n_photos, cfg.train.val_fraction, cfg.seed)
+    n_val_sketches = int(np.isin(np.asarray(train.positives), val_idx).sum())
+    counts: dict[str, Any] = {
+        "train": {"sketches": len(train) - n_val_sketches, "photos": n_photos - len(val_idx)},
+        "val": {"sketches": n_val_sketches, "photos": len(val_idx)} if len(val_idx) else None,
+    }
+    if test is not None:
+        counts["test"] = {"sketches": len(test), "photos": len(test.photo_names)}
+    return counts
 
 
 def crop_views(images: torch.Tensor, size: int, top: torch.Tensor, left: torch.Tensor,
@@ -401,10 +422,6 @@ def device_description(device: torch.device) -> str:
     return f"cpu: {torch.get_num_threads()} threads"
 
 
-def count_split(data: SplitTensors | None) -> dict[str, int] | None:
-    return None if data is None else {"sketches": len(data), "photos": data.n_photos}
-
-
-__all__ = ["SplitTensors", "TrainResult", "build_loss", "carve_validation", "count_split", "device_description",
+__all__ = ["SplitTensors", "TrainResult", "build_loss", "carve_validation", "device_description",
            "distance_matrix", "eval_views", "evaluate", "fit", "git_commit", "load_run", "prepare_data",
-           "random_views", "read_log", "sample_triplets"]
+           "random_views", "read_log", "sample_triplets", "split_counts", "validation_photos"]
