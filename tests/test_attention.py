@@ -1,6 +1,7 @@
 """Residual spatial attention (IJCV eqs. 3-5) and coarse-fine fusion."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -141,3 +142,61 @@ def test_ijcv_full_model_on_inception_is_2560d():
     assert model.embed_dim == 2560  # 512 (reduced attended Mixed_7b) + 2048 (Mixed_7c)
     assert model.sketch.backbone.at == "Mixed_7b"
     assert model.sketch.head.fusion.reduce.out_channels == 512
+
+
+# --- scoring attention against part boxes -----------------------------------------------------------------------------
+from sbir_core.part_attention import (attention_masks, cell_centres, discriminative_attributes,  # noqa: E402
+                                      part_boxes, peak_in_part)
+
+
+def test_discriminative_attributes_are_those_of_the_nearest_lookalikes():
+    attrs = [{"heel": "flat", "sole": "thin", "trim": "plain"},
+             {"heel": "block", "sole": "thin", "trim": "plain"},    # differs from 0 in heel only
+             {"heel": "block", "sole": "thick", "trim": "stripe"}]  # differs from 1 in sole and trim
+    out = discriminative_attributes(attrs, [0, 1, 2, 0])
+    assert out == [{"heel"}, {"heel"}, {"sole", "trim"}, {"heel"}]
+
+
+def test_part_boxes_follow_the_attribute_map_and_reject_unknown_parts():
+    boxes = {"outline": [0, 0, 9, 9], "heel": [7, 5, 9, 9], "laces": [1, 1, 3, 3], "tongue": [2, 0, 3, 1]}
+    assert part_boxes(boxes, {"heel"}, "shoe") == [[7, 5, 9, 9]]
+    assert part_boxes(boxes, {"closure", "toe"}, "shoe") == [[1, 1, 3, 3], [2, 0, 3, 1]]
+    with pytest.raises(ValueError, match="not in PARTS_OF_ATTRIBUTE"):
+        part_boxes({**boxes, "antenna": [0, 0, 1, 1]}, {"heel"}, "shoe")
+    with pytest.raises(ValueError, match="no part map"):
+        part_boxes(boxes, {"heel"}, "teapot")
+
+
+def test_cell_centres_map_the_centre_crop_back_to_the_frame():
+    xs, ys = cell_centres((2, 2), side=80, size=64, frame=160)  # crop offset 8 px; cells 32 px; frame = 2 x side
+    np.testing.assert_allclose(xs[0], [(8 + 16) * 2, (8 + 48) * 2])
+    np.testing.assert_allclose(ys[:, 0], [(8 + 16) * 2, (8 + 48) * 2])
+
+
+def test_peak_in_part_counts_hits_and_chance_levels():
+    # 4x4 masks over the full 256 frame (side = size): cell centres at 32, 96, 160, 224.
+    masks = np.zeros((3, 4, 4))
+    masks[0, 0, 3] = 1.0  # peak at (x=224, y=32): inside the part box below
+    masks[1, 3, 0] = 1.0  # peak at (x=32, y=224): outside
+    boxes = [[[200, 0, 256, 64]], [[200, 0, 256, 64]], []]  # the third image has no part: not scored
+    outlines = [[0, 0, 256, 128]] * 3  # the object covers the top two rows of cells
+    score = peak_in_part(masks, boxes, outlines, side=256, size=256)
+    assert score.hits.tolist() == [True, False] and score.scored.tolist() == [0, 1]
+    assert score.rate == 0.5
+    np.testing.assert_allclose(score.chance_uniform, [1 / 16, 1 / 16])
+    np.testing.assert_allclose(score.chance_object, [1 / 8, 1 / 8])
+    assert score.summary()["n_scored"] == 2
+
+
+def test_attention_masks_of_a_model():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="attention-fusion", backbone="compact", input_size=32, hidden_dim=16,
+                                    embed_dim=16))
+    sketches = torch.randint(0, 256, (5, 40, 40), dtype=torch.uint8)
+    masks = attention_masks(model, sketches, "sketch", 32, batch_size=2)
+    assert masks.shape == (5, 4, 4)
+    np.testing.assert_allclose(masks.sum(axis=(1, 2)), np.ones(5), rtol=1e-5)
+    photos = torch.randint(0, 256, (3, 40, 40, 3), dtype=torch.uint8)
+    assert attention_masks(model, photos, "photo", 32).shape == (3, 4, 4)
+    with pytest.raises(ValueError, match="no attention module"):
+        attention_masks(build_model(ModelConfig(input_size=32)), sketches, "sketch", 32)

@@ -1,0 +1,169 @@
+"""Where does attention look? Attention masks of a trained model, scored against the synthetic benchmark's parts.
+
+The papers show attention masks as pictures (DSSA Fig. 5, IJCV Fig. 6); on the synthetic benchmark the generator
+knows which part tells an instance from its look-alikes, so the masks can be scored:
+
+* for every test sketch, its photo's *nearest look-alikes* are the gallery photos that differ from it in the fewest
+  attributes; the parts that carry those attributes (``PARTS_OF_ATTRIBUTE``) are the *discriminative parts*;
+* the attention *peak* is the centre of the mask's largest cell, mapped back to the 256 px frame of the sketch (or
+  photo) through the same centre crop that evaluation uses;
+* the score is the share of sketches (photos) whose peak lies inside a discriminative part's box, next to two
+  chance levels: a peak drawn uniformly over the mask's cells, and one drawn uniformly over the cells on the object.
+
+A sketch is scored only when a discriminative attribute has a part with a box in that sketch (a shoe's toe, for
+example, is part of the outline and has no box of its own); the number scored is returned with the score.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from sbir_core.models import SBIRModel, photo_input, sketch_input
+from sbir_core.models.attention import AttendedBackbone
+from sbir_core.train import crop_views
+
+#: The parts (names in the synthetic metadata's part boxes) that carry each attribute, read off the generator's part
+#: models (``sbir_core.data.synthetic``); an attribute of the global shape (a shoe's toe) has none.
+PARTS_OF_ATTRIBUTE: dict[str, dict[str, tuple[str, ...]]] = {
+    "shoe": {"heel": ("heel",), "sole": ("sole", "stitching"), "shaft": ("opening",),
+             "closure": ("laces", "tongue", "strap", "buckle", "zip"), "trim": ("toecap", "stripe", "counter")},
+    "chair": {"back": ("back", "slats", "rails", "window"), "arms": ("arms",), "legs": ("legs",),
+              "seat": ("seat", "seam"), "stretcher": ("stretcher",)},
+}
+FRAME = 256  # the synthetic sketches' and photos' coordinate frame (pixels)
+
+
+@dataclass
+class PeakScore:
+    """How often attention peaks fall in a discriminative part, and the two chance levels to compare with."""
+
+    hits: np.ndarray  # (n_scored,) bool: the peak lies in a discriminative part's box
+    chance_uniform: np.ndarray  # (n_scored,) share of mask cells inside those boxes
+    chance_object: np.ndarray  # (n_scored,) the same share among the cells on the object (its outline box)
+    scored: np.ndarray  # (n_scored,) indices of the scored images
+
+    @property
+    def rate(self) -> float:
+        return float(self.hits.mean()) if len(self.hits) else float("nan")
+
+    def summary(self) -> dict[str, float]:
+        return {"peak_in_part": self.rate, "chance_uniform": float(self.chance_uniform.mean()),
+                "chance_on_object": float(self.chance_object.mean()), "n_scored": int(len(self.hits))}
+
+
+def discriminative_attributes(attributes: list[dict[str, str]], gallery_index: np.ndarray) -> list[set[str]]:
+    """For each query (whose photo is ``gallery_index[i]``), the attributes in which its photo differs from its
+    nearest look-alikes: the other gallery photos with the fewest differing attributes (ties: the union)."""
+    names = sorted(attributes[0])
+    table = np.array([[a[n] for n in names] for a in attributes])
+    differs = table[:, None, :] != table[None, :, :]  # (m, m, n_attributes)
+    counts = differs.sum(-1)
+    np.fill_diagonal(counts, len(names) + 1)
+    out = []
+    for p in np.asarray(gallery_index):
+        nearest = np.flatnonzero(counts[p] == counts[p].min())
+        out.append({names[k] for k in np.flatnonzero(differs[p, nearest].any(0))})
+    return out
+
+
+def part_boxes(boxes: dict[str, list[float]], attributes: set[str], category: str) -> list[list[float]]:
+    """The boxes ``[x0, y0, x1, y1]`` of the parts that carry ``attributes``."""
+    if category not in PARTS_OF_ATTRIBUTE:
+        raise ValueError(f"no part map for category {category!r}; known: {sorted(PARTS_OF_ATTRIBUTE)}")
+    mapping = PARTS_OF_ATTRIBUTE[category]
+    known = {p for parts in mapping.values() for p in parts} | {"outline"}
+    unknown = set(boxes) - known
+    if unknown:
+        raise ValueError(f"parts {sorted(unknown)} of category {category!r} are not in PARTS_OF_ATTRIBUTE")
+    return [boxes[p] for a in sorted(attributes) for p in mapping.get(a, ()) if p in boxes]
+
+
+@torch.no_grad()
+def attention_masks(model: SBIRModel, images: torch.Tensor, kind: str, size: int, batch_size: int = 64) -> np.ndarray:
+    """The attention masks (n, h, w) of the sketch or photo branch on the centre crops of a uint8 image stack.
+
+    ``images``: sketches (n, S, S) with ink = 255, or photos (n, S, S, 3); ``size``: the network's input side.
+    """
+    if kind not in ("sketch", "photo"):
+        raise ValueError(f"kind must be 'sketch' or 'photo', got {kind!r}")
+    branch = model.sketch if kind == "sketch" or model.photo is None else model.photo
+    backbone = branch.backbone
+    if not isinstance(backbone, AttendedBackbone):
+        raise ValueError("the model has no attention module (build it as 'attention' or 'attention-fusion')")
+    to_input = sketch_input if kind == "sketch" else photo_input
+    device = next(model.parameters()).device
+    c = (images.shape[1] - size) // 2
+    was_training = model.training
+    model.eval()
+    try:
+        out = []
+        for i in range(0, images.shape[0], batch_size):
+            chunk = images[i:i + batch_size]
+            n = chunk.shape[0]
+            x = crop_views(chunk, size, torch.full((n,), c), torch.full((n,), c), torch.zeros(n, dtype=torch.bool))
+            out.append(backbone(to_input(x.to(device)))[backbone.mask_name][:, 0].float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out).numpy()
+
+
+def cell_centres(shape: tuple[int, int], side: int, size: int, frame: int = FRAME) -> tuple[np.ndarray, np.ndarray]:
+    """Centres (x, y) in the ``frame`` of the cells of an (h, w) mask over the centre ``size`` crop of a ``side``
+    image (which shows the whole ``frame``)."""
+    h, w = shape
+    c = (side - size) // 2
+    xs = (c + (np.arange(w) + 0.5) * size / w) * frame / side
+    ys = (c + (np.arange(h) + 0.5) * size / h) * frame / side
+    return np.meshgrid(xs, ys)
+
+
+def _inside(x: np.ndarray, y: np.ndarray, boxes: list[list[float]]) -> np.ndarray:
+    hit = np.zeros(np.shape(x), dtype=bool)
+    for x0, y0, x1, y1 in boxes:
+        hit |= (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    return hit
+
+
+def peak_in_part(masks: np.ndarray, boxes: list[list[list[float]]], outlines: list[list[float]], side: int,
+                 size: int) -> PeakScore:
+    """Score masks (n, h, w) against each image's discriminative part boxes (frame pixels); see the module doc."""
+    if len(masks) != len(boxes) or len(boxes) != len(outlines):
+        raise ValueError(f"{len(masks)} masks, {len(boxes)} box lists and {len(outlines)} outlines differ in number")
+    xs, ys = cell_centres(masks.shape[1:], side, size)
+    hits, uniform, on_object, scored = [], [], [], []
+    for i, (mask, part, outline) in enumerate(zip(masks, boxes, outlines)):
+        if not part:
+            continue
+        inside = _inside(xs, ys, part)
+        obj = _inside(xs, ys, [outline])
+        peak = np.unravel_index(np.argmax(mask), mask.shape)
+        hits.append(bool(inside[peak]))
+        uniform.append(float(inside.mean()))
+        on_object.append(float((inside & obj).sum() / max(obj.sum(), 1)))
+        scored.append(i)
+    return PeakScore(np.array(hits, dtype=bool), np.array(uniform), np.array(on_object), np.array(scored, dtype=int))
+
+
+def synthetic_part_targets(data, split: str = "test") -> dict[str, list]:
+    """Discriminative part boxes and outline boxes of a synthetic split's sketches and of its gallery photos.
+
+    Returns ``{"sketch_boxes", "sketch_outlines", "photo_boxes", "photo_outlines"}``, lists aligned with the split's
+    sketches and photos; a photo's discriminative attributes are those against its own nearest look-alikes.
+    """
+    if not data.meta or "photos" not in data.meta:
+        raise ValueError(f"{data.root}: no synthetic metadata (part boxes); the score needs the synthetic benchmark")
+    part = getattr(data, split)
+    category = data.meta["category"]
+    photos = [data.meta["photos"][name] for name in part.photo_names]
+    attrs = [p["attributes"] for p in photos]
+    per_photo = discriminative_attributes(attrs, np.arange(len(photos)))
+    per_sketch = [per_photo[p] for p in part.positives]
+    sketches = [data.meta["sketches"][key] for key in part.sketch_keys]
+    return {
+        "sketch_boxes": [part_boxes(s["part_boxes"], a, category) for s, a in zip(sketches, per_sketch)],
+        "sketch_outlines": [s["part_boxes"]["outline"] for s in sketches],
+        "photo_boxes": [part_boxes(p["part_boxes"], a, category) for p, a in zip(photos, per_photo)],
+        "photo_outlines": [p["part_boxes"]["outline"] for p in photos],
+    }
