@@ -158,6 +158,12 @@ def sample_triplets(positives: torch.Tensor, n_photos: int, gen: torch.Generator
     return torch.stack([order, pos, neg], dim=1)
 
 
+def in_batch_pairs(photo_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(anchor rows i, negative rows j) for every pair of batch rows whose photos differ."""
+    i, j = torch.nonzero(photo_ids[:, None] != photo_ids[None, :], as_tuple=True)
+    return i, j
+
+
 # --- the loss -------------------------------------------------------------------------------------------------------
 def build_loss(cfg: LossConfig, embed_dim: int) -> nn.Module:
     """The ranking loss ``cfg.name`` for embeddings of size ``embed_dim`` (see ``sbir_core.losses``)."""
@@ -274,6 +280,8 @@ def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | N
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     out = Path(out_dir) if out_dir is not None else None
+    if cfg.train.negatives not in ("random", "in-batch"):
+        raise ValueError(f"train.negatives must be 'random' or 'in-batch', got {cfg.train.negatives!r}")
     train, val = prepare_data(cfg, split)
     if train.n_photos < 2:
         raise ValueError("training needs at least 2 photos")
@@ -312,13 +320,21 @@ def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | N
         model.train()
         losses = []
         for batch in _batches(sample_triplets(train.positives, train.n_photos, gen), cfg.train.batch_size):
+            in_batch = cfg.train.negatives == "in-batch"
+            photo_idx = batch[:, 1] if in_batch else torch.cat([batch[:, 1], batch[:, 2]])
             a = sketch_input(random_views(train.sketches[batch[:, 0]], cfg.model.input_size, cfg.train.flip, gen))
-            photos = train.photos[torch.cat([batch[:, 1], batch[:, 2]])]
-            p = photo_input(random_views(photos, cfg.model.input_size, cfg.train.flip, gen))
+            p = photo_input(random_views(train.photos[photo_idx], cfg.model.input_size, cfg.train.flip, gen))
             with torch.autocast(device.type, enabled=use_amp):
-                ea = model.embed_sketch(a.to(device))
-                ep, en = model.embed_photo(p.to(device)).chunk(2)
-            loss = loss_fn(ea.float(), ep.float(), en.float()) + loss_fn.regularizer().to(device)
+                ea, ep = model.embed(a.to(device), p.to(device))
+            ea, ep = ea.float(), ep.float()
+            if in_batch:  # every other photo of the batch is a negative of each anchor
+                i, j = in_batch_pairs(batch[:, 1])
+                if len(i) == 0:  # all anchors show one photo: no negatives, nothing to learn from
+                    continue
+                loss = loss_fn(ea[i], ep[i], ep[j])
+            else:
+                loss = loss_fn(ea, *ep.chunk(2))
+            loss = loss + loss_fn.regularizer().to(device)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -424,4 +440,4 @@ def device_description(device: torch.device) -> str:
 
 __all__ = ["SplitTensors", "TrainResult", "build_loss", "carve_validation", "device_description",
            "distance_matrix", "eval_views", "evaluate", "fit", "git_commit", "load_run", "prepare_data",
-           "random_views", "read_log", "sample_triplets", "split_counts", "validation_photos"]
+           "in_batch_pairs", "random_views", "read_log", "sample_triplets", "split_counts", "validation_photos"]

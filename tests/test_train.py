@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from sbir_core.config import RunConfig, override, preset
-from sbir_core.train import (SplitTensors, carve_validation, eval_views, evaluate, fit, load_run, random_views,
-                             read_log, sample_triplets)
+from sbir_core.train import (SplitTensors, carve_validation, eval_views, evaluate, fit, in_batch_pairs, load_run,
+                             random_views, read_log, sample_triplets)
 
 
 class FakeSplit:
@@ -42,6 +42,7 @@ class FakeSplit:
 def tiny_config(**changes: str) -> RunConfig:
     sets = {"train.epochs": "4", "model.input_size": "24", "train.data_size": "28", "train.batch_size": "8",
             "model.hidden_dim": "32", "model.embed_dim": "16", "train.val_fraction": "0.25", "train.lr": "3e-3",
+            "model.head": "mlp", "train.negatives": "random",
             **changes}
     return override(preset("book"), [f"{k}={v}" for k, v in sets.items()])
 
@@ -56,6 +57,23 @@ def test_sample_triplets_negative_never_positive_and_seeded():
     many = torch.cat([sample_triplets(positives, 5, torch.Generator().manual_seed(s)) for s in range(50)])
     assert (many[:, 2] != many[:, 1]).all()
     assert set(many[:, 2].tolist()) == set(range(5))
+
+
+def test_in_batch_pairs_skip_the_same_photo():
+    i, j = in_batch_pairs(torch.tensor([4, 7, 4]))
+    assert sorted(zip(i.tolist(), j.tolist())) == [(0, 1), (1, 0), (1, 2), (2, 1)]
+
+
+def test_in_batch_negatives_train_and_resume_identically(tmp_path):
+    split = FakeSplit()
+    cfg = tiny_config(**{"train.negatives": "in-batch", "train.epochs": "3"})
+    full = fit(cfg, split, tmp_path / "a", progress=False)
+    fit(cfg, split, tmp_path / "b", progress=False, stop_after=1)
+    resumed = fit(cfg, split, tmp_path / "b", progress=False)
+    assert all(torch.equal(v, resumed.model.state_dict()[k]) for k, v in full.model.state_dict().items())
+    assert full.history[-1]["train_loss"] < full.history[0]["train_loss"]
+    with pytest.raises(ValueError, match="negatives"):
+        fit(tiny_config(**{"train.negatives": "hard"}), split, None, progress=False)
 
 
 def test_crops_and_flips_are_exact():
@@ -118,9 +136,9 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
     a = fit(tiny_config(**{"train.epochs": "1"}), split, None, progress=False)
     b = fit(tiny_config(**{"train.epochs": "1"}), split, None, progress=False)
     c = fit(override(tiny_config(**{"train.epochs": "1"}), ["seed=1"]), split, None, progress=False)
-    key = "sketch.head.mlp.1.weight"
-    assert torch.equal(a.model.state_dict()[key], b.model.state_dict()[key])
-    assert not torch.equal(a.model.state_dict()[key], c.model.state_dict()[key])
+    sa, sb, sc = (r.model.state_dict() for r in (a, b, c))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 
 
 def test_run_folder_round_trip_and_config_guard(tmp_path):

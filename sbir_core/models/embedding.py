@@ -120,3 +120,12 @@ class SBIRModel(nn.Module):
     def embed_photo(self, x: torch.Tensor) -> torch.Tensor:
         """Network-ready photo batch (``photo_input``) → (B, D) embeddings."""
         return (self.sketch if self.photo is None else self.photo)(x)
+
+    def embed(self, sketches: torch.Tensor, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embed a training batch of sketches and photos. A shared network sees both in ONE pass, so that batch-norm
+        layers normalise training batches with the same sketch-and-photo statistics their running averages (used at
+        test time) accumulate; alternating sketch-only and photo-only passes would make the two disagree."""
+        if self.photo is None:
+            out = self.sketch(torch.cat([sketches, photos]))
+            return out[: len(sketches)], out[len(sketches):]
+        return self.sketch(sketches), self.photo(photos)
