@@ -163,7 +163,7 @@ def _run_train(args: argparse.Namespace) -> int:
     result = fit(cfg, SplitTensors.from_split(data.train, cfg.train.data_size), out, device=device, resume=True)
     best = result.best
     summary = {
-        "model": cfg.model.name, "preset": cfg.preset, "seed": cfg.seed,
+        "model": cfg.model.name, "preset": cfg.preset, "seed": cfg.seed, "overrides": list(args.overrides),
         "dataset": {"name": data.name, "format": data.format, "root": str(args.data),
                     "counts": counts},
         "device": device_description(device), "commit": git_commit(),
