@@ -240,6 +240,15 @@ def _optimizer(cfg: RunConfig, params: list[nn.Parameter]) -> torch.optim.Optimi
     raise ValueError(f"unknown optimizer {t.optimizer!r}; choose adam or sgd")
 
 
+def _scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-epoch learning-rate schedule: ``constant`` (the papers) or ``cosine`` decay to zero over the run."""
+    if cfg.train.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    if cfg.train.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
+    raise ValueError(f"unknown schedule {cfg.train.schedule!r}; choose constant or cosine")
+
+
 def _selection_key(metrics: dict[str, float]) -> tuple[float, float]:
     return metrics["acc@1"], metrics["percentile"]
 
@@ -291,6 +300,7 @@ def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | N
     loss_fn = build_loss(cfg.loss, model.embed_dim).to(device)
     params = list(model.parameters()) + list(loss_fn.parameters())
     optimizer = _optimizer(cfg, params)
+    scheduler = _scheduler(cfg, optimizer)
     use_amp = cfg.train.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -301,10 +311,11 @@ def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | N
     if out is not None:
         _check_or_write_config(cfg, out)
         if resume and (out / CHECKPOINT).exists():
-            state = torch.load(out / CHECKPOINT, map_location=device, weights_only=False)
+            state = torch.load(out / CHECKPOINT, map_location=device, weights_only=True)
             model.load_state_dict(state["model"])
             loss_fn.load_state_dict(state["loss"])
             optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
             gen.set_state(state["generator"])
             torch.set_rng_state(state["torch_rng"])
@@ -312,7 +323,9 @@ def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | N
 
     epochs = cfg.train.epochs if stop_after is None else min(cfg.train.epochs, stop_after)
     steps_per_epoch = max(1, math.ceil(len(train) / cfg.train.batch_size))
-    bar = tqdm(total=(epochs - start_epoch) * steps_per_epoch, desc="train", disable=not progress, leave=False)
+    # no ``disable=False``: an explicit value would override the TQDM_DISABLE environment variable
+    bar = tqdm(total=(epochs - start_epoch) * steps_per_epoch, desc="train", leave=False,
+               **({} if progress else {"disable": True}))
     best_state = None
     t0 = time.perf_counter()
     for epoch in range(start_epoch + 1, epochs + 1):
@@ -343,7 +356,9 @@ def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | N
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}")
         row: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses)),
+                               "lr": optimizer.param_groups[0]["lr"],
                                "epoch_time_s": round(time.perf_counter() - t_epoch, 3)}
+        scheduler.step()
         if val is not None and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
             metrics = evaluate(model, loss_fn, val, cfg)
             row.update({f"val_{k}": v for k, v in metrics.items()})
@@ -359,7 +374,7 @@ def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | N
                 best = {"epoch": epoch, "metrics": None}
                 _save({"epoch": epoch, **_weights(model, loss_fn), "metrics": None}, out / BEST)
             _save({"epoch": epoch, "model": model.state_dict(), "loss": loss_fn.state_dict(),
-                   "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "generator": gen.get_state(),
+                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "generator": gen.get_state(),
                    "torch_rng": torch.get_rng_state(), "history": history, "best": best}, out / CHECKPOINT)
             _write_log(history, out / LOG)
     bar.close()
@@ -367,7 +382,7 @@ def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | N
 
     if val is not None and best["epoch"] is not None:  # hand back the selected weights
         if best_state is None and out is not None:
-            best_state = torch.load(out / BEST, map_location=device, weights_only=False)
+            best_state = torch.load(out / BEST, map_location=device, weights_only=True)
         if best_state is not None:
             model.load_state_dict(best_state["model"])
             loss_fn.load_state_dict(best_state["loss"])
@@ -413,7 +428,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "auto",
     loss_fn = build_loss(cfg.loss, model.embed_dim).to(device)
     if not (run_dir / checkpoint).exists():
         raise FileNotFoundError(f"{run_dir / checkpoint}: no checkpoint yet (the run has not finished an epoch)")
-    state = torch.load(run_dir / checkpoint, map_location=device, weights_only=False)
+    state = torch.load(run_dir / checkpoint, map_location=device, weights_only=True)
     model.load_state_dict(state["model"])
     loss_fn.load_state_dict(state["loss"])
     model.eval()

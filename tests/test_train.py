@@ -122,8 +122,8 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path):
     resumed = fit(cfg, split, tmp_path / "resumed", progress=False)
     for (k, a), (_, b) in zip(full.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), k
-    last_full = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["model"]
-    last_resumed = torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["model"]
+    last_full = torch.load(tmp_path / "full" / "last.pt", weights_only=True)["model"]
+    last_resumed = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(last_full[k], last_resumed[k]) for k in last_full)
     log_full, log_resumed = read_log(tmp_path / "full"), read_log(tmp_path / "resumed")
     strip = lambda rows: [{k: v for k, v in r.items() if k != "epoch_time_s"} for r in rows]  # noqa: E731
