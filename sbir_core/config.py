@@ -139,7 +139,7 @@ def _real_cpu() -> RunConfig:
         model=ModelConfig(backbone="sketchanet", input_size=112, head="mlp", hidden_dim=512, embed_dim=256),
         loss=LossConfig(margin=0.3, squared=True),
         train=TrainConfig(optimizer="adam", lr=3e-4, batch_size=32, epochs=60, data_size=128, eval_every=2,
-                          negatives="in-batch", num_threads=2),
+                          negatives="in-batch", num_threads=1),
         eval=EvalConfig(multiview=True),
     )
 
