@@ -13,8 +13,8 @@ def test_synth_then_info(tmp_path, capsys):
     assert main(["data", "info", str(out / "shoe"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["format"] == "qmul-v2" and info["name"] == "shoe"
-    assert (info["train_photos"], info["test_photos"]) == (12, 6)
-    assert info["train_sketches"] >= 36 and info["test_sketches"] >= 18
+    assert (info["train_photos"], info["test_photos"]) == (8, 4)
+    assert info["train_sketches"] >= 24 and info["test_sketches"] >= 12
     assert info["strokes"]["longer_side_mean"] > 189.99
 
     assert main(["data", "info", str(out / "shoe")]) == 0

@@ -105,28 +105,38 @@ def progressive_reference(sketch: Sketch, steps: int = 20, schedule: str = "poin
 
 
 # --- fast batched implementation -------------------------------------------------------------------------------------
+def _segments(sketches: Sequence[Sketch], steps: int, schedule: str) -> tuple[np.ndarray, ...]:
+    """All segments of all sketches, vectorised: start x/y, end x/y, the step that first shows it, its sketch."""
+    points = np.concatenate([s.points for s in sketches])
+    lengths = np.array([s.n_points for s in sketches])
+    which = np.repeat(np.arange(len(sketches)), lengths)
+    first = np.cumsum(lengths) - lengths  # index of each sketch's first point
+    index = np.arange(len(points)) - first[which]  # point index within its sketch
+    n = lengths[which]
+    xy = _integer_points(points)
+    pen = points[:, 2]
+    starts_stroke = np.ones(len(points), bool)
+    starts_stroke[1:] = pen[:-1] == 1
+    starts_stroke[first] = True
+    start = np.where(starts_stroke[:, None], xy, np.roll(xy, 1, axis=0))
+    if schedule == "points":  # point i is in step k (0-based) iff i < ceil((k+1) n / T)  <=>  k >= floor(i T / n)
+        step = index * steps // n
+    elif schedule == "strokes":
+        stroke = np.cumsum(starts_stroke) - 1
+        stroke -= stroke[first][which]
+        n_strokes = np.add.reduceat(starts_stroke.astype(np.int64), first)[which]
+        step = stroke * steps // n_strokes
+    else:  # official17: the number of thresholds strictly below i (the last raster is the full sketch)
+        thresholds = np.minimum(np.round(np.arange(1, 17)[None, :] * n[:, None] / 17.0), n[:, None] - 1)
+        step = (thresholds < index[:, None]).sum(1)
+    return start[:, 0], start[:, 1], xy[:, 0], xy[:, 1], step, which
+
+
 def _first_step_maps(sketches: Sequence[Sketch], steps: int, schedule: str, canvas: int,
                      device: torch.device) -> torch.Tensor:
-    """``(B, canvas, canvas)`` int: the first step index at which each pixel of each DILATED raster is inked (or T)."""
-    xs0, ys0, xs1, ys1, seg_step, seg_sketch = [], [], [], [], [], []
-    for b, sketch in enumerate(sketches):
-        xy, pen = _integer_points(sketch.points), sketch.points[:, 2]
-        n = len(xy)
-        starts_stroke = np.concatenate([[True], pen[:-1] == 1])
-        start = np.where(starts_stroke[:, None], xy, np.roll(xy, 1, axis=0))
-        index = np.arange(n)
-        if schedule == "points":  # point i is in step k (0-based) iff i < ceil((k+1) n / T)  <=>  k >= floor(i T / n)
-            step = index * steps // n
-        elif schedule == "strokes":
-            stroke = np.cumsum(starts_stroke) - 1
-            step = stroke * steps // int(pen.sum())
-        else:  # official17: step = number of thresholds strictly below i (the last raster is the full sketch)
-            thresholds = np.minimum(np.round(np.linspace(0, n, 18)[1:17]), n - 1)
-            step = np.searchsorted(thresholds, index, side="left")
-        xs0.append(start[:, 0]); ys0.append(start[:, 1]); xs1.append(xy[:, 0]); ys1.append(xy[:, 1])
-        seg_step.append(step); seg_sketch.append(np.full(n, b))
-    cat = lambda parts: torch.from_numpy(np.concatenate(parts).astype(np.int64)).to(device)  # noqa: E731
-    x0, y0, x1, y1, step, which = map(cat, (xs0, ys0, xs1, ys1, seg_step, seg_sketch))
+    """``(B, canvas, canvas)`` int16: the first step index at which each pixel of each DILATED raster is inked (or T)."""
+    to = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(device)  # noqa: E731
+    x0, y0, x1, y1, step, which = map(to, _segments(sketches, steps, schedule))
 
     # Every pixel of every segment: Bresenham's minor-axis offset after j major steps is floor((2 j d_minor + d_major)
     # / (2 d_major)), i.e. j * d_minor / d_major rounded half up (exactly what the decision variable tracks).
@@ -139,21 +149,41 @@ def _first_step_maps(sketches: Sequence[Sketch], steps: int, schedule: str, canv
     j = torch.arange(len(seg), device=device) - torch.repeat_interleave(torch.cumsum(lengths, 0) - lengths, lengths)
     maj, mnr = major[seg], minor[seg]
     off = torch.div(2 * j * mnr + maj, 2 * maj.clamp(min=1), rounding_mode="floor")
-    sx = torch.where(dx[seg] > 0, 1, -1)
-    sy = torch.where(dy[seg] > 0, 1, -1)
     xm = x_major[seg]
-    px = x0[seg] + sx * torch.where(xm, j, off)
-    py = y0[seg] + sy * torch.where(xm, off, j)
+    px = x0[seg] + torch.where(dx[seg] > 0, 1, -1) * torch.where(xm, j, off)
+    py = y0[seg] + torch.where(dy[seg] > 0, 1, -1) * torch.where(xm, off, j)
     keep = (px > 0) & (py > 0) & (px < canvas) & (py < canvas)
     flat = (which[seg] * canvas + py) * canvas + px
 
-    first = torch.full((len(sketches) * canvas * canvas,), steps, dtype=torch.int64, device=device)
-    first.scatter_reduce_(0, flat[keep], step[seg][keep], reduce="amin")
-    first = first.view(len(sketches), canvas, canvas)
+    first = torch.full((len(sketches) * canvas * canvas,), steps, dtype=torch.int32, device=device)
+    first.scatter_reduce_(0, flat[keep], step[seg][keep].to(torch.int32), reduce="amin")
+    first = first.view(len(sketches), canvas, canvas).to(torch.int16)
     # Dilation with the 3 x 3 cross = a min-filter over the cross on the first-step map.
-    padded = F.pad(first, (1, 1, 1, 1), value=steps)
-    return torch.minimum(torch.minimum(torch.minimum(padded[:, 1:-1, 1:-1], padded[:, :-2, 1:-1]),
-                                       torch.minimum(padded[:, 2:, 1:-1], padded[:, 1:-1, :-2])), padded[:, 1:-1, 2:])
+    out = first.clone()
+    torch.minimum(out[:, 1:], first[:, :-1], out=out[:, 1:])
+    torch.minimum(out[:, :-1], first[:, 1:], out=out[:, :-1])
+    torch.minimum(out[:, :, 1:], first[:, :, :-1], out=out[:, :, 1:])
+    torch.minimum(out[:, :, :-1], first[:, :, 1:], out=out[:, :, :-1])
+    return out
+
+
+def _coverage(first: torch.Tensor, steps: int, size: int, canvas: int) -> torch.Tensor:
+    """Area-downsampled rasters of every step, ``(B, T, size, size)`` float32, straight from the first-step maps.
+
+    For an integer factor f = canvas / size, the ink share of a block at step s is the share of its f x f pixels
+    whose first step is <= s: a per-block histogram of first steps, accumulated over s. (Other sizes: rasterise at
+    ``canvas`` and area-resize.)
+    """
+    b = first.shape[0]
+    if canvas % size:
+        levels = torch.arange(steps, device=first.device).view(1, steps, 1, 1)
+        return _resize((first.unsqueeze(1) <= levels).float(), size, canvas)
+    f = canvas // size
+    blocks = first.view(b, size, f, size, f).permute(0, 1, 3, 2, 4).reshape(b, size * size, f * f).long()
+    counts = torch.zeros(b, size * size, steps + 1, device=first.device)
+    counts.scatter_add_(2, blocks, torch.ones_like(blocks, dtype=counts.dtype))
+    share = counts[:, :, :steps].cumsum(2).div_(f * f)
+    return share.permute(0, 2, 1).reshape(b, steps, size, size)
 
 
 def _resize(rasters: torch.Tensor, size: int, canvas: int) -> torch.Tensor:
@@ -183,15 +213,16 @@ def progressive_rasters(sketches: Sequence[Sketch], steps: int = 20, size: int =
     device = torch.device(device) if device is not None else torch.device("cpu")
     out = torch.empty((len(sketches), steps, size, size), dtype=dtype, device=device)
     levels = torch.arange(steps, device=device).view(1, steps, 1, 1)
+    if dtype == torch.bool and size != CANVAS:
+        raise ValueError("binary rasters are only available at the 256 frame")
     for lo in range(0, len(sketches), chunk):
         first = _first_step_maps(sketches[lo: lo + chunk], steps, schedule, CANVAS, device)
-        inked = first.unsqueeze(1) <= levels
-        if dtype == torch.bool:
-            if size != CANVAS:
-                raise ValueError("binary rasters are only available at the 256 frame")
-            out[lo: lo + chunk] = inked
+        if size == CANVAS and device.type == "cpu":  # numpy's broadcast compare is much faster than torch's here
+            np.less_equal(first.numpy()[:, None], levels.numpy(), out=out[lo: lo + chunk].numpy(), casting="unsafe")
+        elif size == CANVAS:
+            out[lo: lo + chunk] = first.unsqueeze(1) <= levels
         else:
-            out[lo: lo + chunk] = _resize(inked.to(dtype), size, CANVAS)
+            out[lo: lo + chunk] = _coverage(first, steps, size, CANVAS)
     return out
 
 
@@ -202,5 +233,5 @@ def render_sketches(sketches: Sequence[Sketch], size: int = CANVAS, device: torc
     out = torch.empty((len(sketches), size, size), dtype=torch.float32, device=device)
     for lo in range(0, len(sketches), chunk):
         first = _first_step_maps(sketches[lo: lo + chunk], 1, "points", CANVAS, device)
-        out[lo: lo + chunk] = _resize((first == 0).to(torch.float32), size, CANVAS)
+        out[lo: lo + chunk] = _coverage(first, 1, size, CANVAS)[:, 0]
     return out

@@ -52,9 +52,20 @@ def load_pickle(path: str | os.PathLike) -> Any:
         raise DataError(f"not a readable data pickle ({type(err).__name__}: {err})".replace("\n", " "), path) from None
 
 
+def _canonical_array(value: Any) -> Any:
+    """A copy whose dtype is NumPy's canonical instance. Arrays unpickled elsewhere (e.g. in a worker process) carry
+    their own dtype objects, and pickle's memo would then write the same data as different bytes."""
+    if not isinstance(value, np.ndarray):
+        return value
+    out = np.empty(value.shape, dtype=np.dtype(value.dtype.str))
+    out[...] = value
+    return out
+
+
 def dump_pickle(obj: Any, path: str | os.PathLike) -> None:
-    """Write ``obj`` atomically with the fixed :data:`PROTOCOL` (dict keys are written in sorted order)."""
+    """Write ``obj`` atomically with the fixed :data:`PROTOCOL`; a dict is written with sorted keys and its array
+    values in canonical form, so equal data give equal bytes."""
     if isinstance(obj, dict):
-        obj = {k: obj[k] for k in sorted(obj)}
+        obj = {k: _canonical_array(obj[k]) for k in sorted(obj)}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         pickle.dump(obj, f, protocol=PROTOCOL)

@@ -5,6 +5,6 @@
 """
 from sbir_core.data.synthetic.categories import CATEGORIES
 from sbir_core.data.synthetic.drawer import DRAWERS, DrawerStyle
-from sbir_core.data.synthetic.generate import PROFILES, ensure_synthetic, generate
+from sbir_core.data.synthetic.writer import PROFILES, ensure_synthetic, generate
 
 __all__ = ["CATEGORIES", "DRAWERS", "DrawerStyle", "PROFILES", "ensure_synthetic", "generate"]

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from sbir_core.data.synthetic import shoe
+from sbir_core.data.synthetic import chair, objects, shoe
 from sbir_core.data.synthetic.geometry import Part, Shape
 
 
@@ -19,6 +19,8 @@ class Category:
 
 CATEGORIES: dict[str, Category] = {
     "shoe": Category("shoe", shoe.ATTRIBUTES, shoe.build),
+    "chair": Category("chair", chair.ATTRIBUTES, chair.build),
+    **{name: Category(name, attrs, build) for name, (attrs, build) in objects.MODELS.items()},
 }
 
 

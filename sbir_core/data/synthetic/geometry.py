@@ -22,6 +22,7 @@ class Part:
     z: int = 0  # photo layering (higher is painted later)
     width: float = 0.012  # line width (canonical units) for line parts in the photo
     in_sketch: bool = True  # False: a region only the photo shows (e.g. the sole's colour), never drawn
+    strips: bool = False  # every path is a thin strip around a spine (legs, rails): may be drawn as one line
 
     def bounds(self) -> np.ndarray:
         pts = np.concatenate(self.paths)
@@ -41,18 +42,19 @@ class Shape:
 
     def transformed(self, matrix: np.ndarray, offset: np.ndarray) -> "Shape":
         """A copy with every point mapped by ``x @ matrix.T + offset``."""
-        parts = [Part(p.name, p.level, [q @ matrix.T + offset for q in p.paths], p.fill, p.z, p.width, p.in_sketch)
+        parts = [Part(p.name, p.level, [q @ matrix.T + offset for q in p.paths], p.fill, p.z, p.width, p.in_sketch,
+                      p.strips)
                  for p in self.parts]
         return Shape(self.category, parts, dict(self.attributes))
 
 
 def close(path: np.ndarray) -> np.ndarray:
     path = np.asarray(path, dtype=np.float64)
-    return path if np.allclose(path[0], path[-1]) else np.vstack([path, path[:1]])
+    return path if is_closed(path) else np.vstack([path, path[:1]])
 
 
 def is_closed(path: np.ndarray) -> bool:
-    return len(path) > 2 and bool(np.allclose(path[0], path[-1]))
+    return len(path) > 2 and abs(path[0, 0] - path[-1, 0]) + abs(path[0, 1] - path[-1, 1]) < 1e-9
 
 
 def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 48, start: float = 0.0,
@@ -125,14 +127,62 @@ def rotation(angle: float) -> np.ndarray:
 
 
 def densify(path: np.ndarray, step: float) -> np.ndarray:
-    """Insert points so that no segment is longer than ``step``."""
+    """Insert points so that no segment is longer than ``step`` (vertices are kept)."""
     path = np.asarray(path, dtype=np.float64)
-    out = [path[:1]]
-    for a, b in zip(path[:-1], path[1:]):
-        k = max(int(np.ceil(np.linalg.norm(b - a) / step)), 1)
-        out.append(a + (b - a) * (np.arange(1, k + 1)[:, None] / k))
-    return np.concatenate(out)
+    if len(path) < 2:
+        return path
+    seg = np.diff(path, axis=0)
+    k = np.maximum(np.ceil(np.linalg.norm(seg, axis=1) / step).astype(np.int64), 1)
+    which = np.repeat(np.arange(len(seg)), k)
+    frac = (np.arange(len(which)) - np.repeat(np.cumsum(k) - k, k) + 1) / k[which]
+    return np.vstack([path[:1], path[which] + seg[which] * frac[:, None]])
 
 
 def arc_length(path: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(path, axis=0), axis=1).sum())
+
+
+# --- a 3/4 view of simple 3-D parts (oblique projection: depth z goes up and to the right) ---------------------------
+DEPTH = np.array([0.42, 0.26])
+
+
+def project(points3d: np.ndarray) -> np.ndarray:
+    """Oblique projection of ``(n, 3)`` points (x right, y up, z away from the viewer) to ``(n, 2)``."""
+    p = np.asarray(points3d, dtype=np.float64).reshape(-1, 3)
+    return p[:, :2] + p[:, 2:3] * DEPTH
+
+
+def box(x0: float, x1: float, y0: float, y1: float, z0: float, z1: float) -> list[np.ndarray]:
+    """A box as drawn in the oblique view: its hexagonal outline, the two inner edges of its top face, and the
+    inner vertical edge of its front-right corner."""
+    corners = {(i, j, k): project([(x0, x1)[i], (y0, y1)[j], (z0, z1)[k]])[0]
+               for i in (0, 1) for j in (0, 1) for k in (0, 1)}
+    outline = [corners[c] for c in ((0, 0, 0), (1, 0, 0), (1, 0, 1), (1, 1, 1), (0, 1, 1), (0, 1, 0))]
+    hub = corners[(1, 1, 0)]
+    return [close(np.array(outline)), np.array([corners[(0, 1, 0)], hub, corners[(1, 1, 1)]]),
+            np.array([hub, corners[(1, 0, 0)]])]
+
+
+def quad(a: tuple[float, float, float], b: tuple[float, float, float], width: float) -> np.ndarray:
+    """A thin closed 2-D strip of ``width`` along the projected segment a -> b (legs, posts, rails).
+
+    Like every strip here it runs forward along one side and back along the other, so its spine is
+    :func:`strip_spine`."""
+    p, q = project([a, b])
+    d = (q - p) / max(np.linalg.norm(q - p), 1e-9)
+    n = np.array([-d[1], d[0]]) * width / 2
+    return close(np.array([p - n, q - n, q + n, p + n]))
+
+
+def strip_spine(path: np.ndarray) -> np.ndarray:
+    """The centre line of a closed strip built as ``[spine - n, reversed(spine + n), first point]``."""
+    m = (len(path) - 1) // 2
+    return (path[:m] + path[m: 2 * m][::-1]) / 2
+
+
+def strip(spine: np.ndarray, width: float) -> np.ndarray:
+    """A closed strip of ``width`` around a polyline (its spine is recovered by :func:`strip_spine`)."""
+    d = np.gradient(np.asarray(spine, dtype=np.float64), axis=0)
+    d /= np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-9)
+    n = np.stack([-d[:, 1], d[:, 0]], 1) * width / 2
+    return close(np.vstack([spine - n, (spine + n)[::-1]]))

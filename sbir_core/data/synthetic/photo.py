@@ -8,6 +8,7 @@ with the centred, normalised sketches.
 from __future__ import annotations
 
 import colorsys
+import functools
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -17,6 +18,13 @@ from sbir_core.data.synthetic.geometry import Shape, is_closed, rotation
 TEXTURES = ("smooth", "grain", "blotch", "stripes")
 
 
+@functools.lru_cache(maxsize=4)
+def _grid(size: int) -> np.ndarray:
+    grid = np.mgrid[0:size, 0:size].astype(np.float32)
+    grid.flags.writeable = False
+    return grid
+
+
 def _hsv(h: float, s: float, v: float) -> np.ndarray:
     return np.array(colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0), 1), min(max(v, 0), 1)), dtype=np.float32)
 
@@ -24,7 +32,7 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
 def palette(rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Colours (RGB in [0, 1]) for the roles the category models use."""
     hue = rng.uniform()
-    body = _hsv(hue, rng.uniform(0.15, 0.85), rng.uniform(0.3, 0.9))
+    body = _hsv(hue, rng.uniform(0.25, 0.9), rng.uniform(0.25, 0.8))  # never white on the white background
     neutral = [_hsv(0, 0, rng.uniform(0.85, 0.97)), _hsv(0, 0, rng.uniform(0.08, 0.2)),
                _hsv(0.08, 0.45, rng.uniform(0.45, 0.7)), body * 0.6]
     accent = _hsv(hue + rng.uniform(0.3, 0.7), rng.uniform(0.4, 0.9), rng.uniform(0.4, 0.95))
@@ -36,30 +44,29 @@ def palette(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def texture(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A multiplicative texture field around 1 (``(size, size)`` float32)."""
+    """A smooth multiplicative texture field around 1 (``(size, size)`` float32): plain, fine or coarse blotches
+    (leather, fabric), or stripes. Smooth on purpose: pixel noise would make the PNGs large and slow to write."""
     kind = TEXTURES[int(rng.integers(len(TEXTURES)))]
     if kind == "smooth":
         return np.ones((size, size), np.float32)
-    if kind == "grain":
-        return (1 + rng.uniform(0.03, 0.08) * rng.standard_normal((size, size))).astype(np.float32)
-    if kind == "blotch":
-        coarse = Image.fromarray(rng.standard_normal((12, 12)).astype(np.float32))
-        field = np.asarray(coarse.resize((size, size), Image.BICUBIC), dtype=np.float32)
-        return 1 + rng.uniform(0.06, 0.15) * field
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    if kind in ("grain", "blotch"):
+        cells, amplitude = (48, rng.uniform(0.04, 0.08)) if kind == "grain" else (12, rng.uniform(0.06, 0.15))
+        coarse = Image.fromarray(rng.standard_normal((cells, cells)).astype(np.float32))
+        return 1 + amplitude * np.asarray(coarse.resize((size, size), Image.BILINEAR), dtype=np.float32)
+    yy, xx = _grid(size)
     angle, period = rng.uniform(0, np.pi), rng.uniform(5, 14)
     wave = np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period)
     return (1 + rng.uniform(0.06, 0.14) * wave).astype(np.float32)
 
 
 def pose(shape: Shape, rng: np.random.Generator, size: int, margin: float = 4.0) -> Shape:
-    """Place the shape in the photo: longer side 62-85 % of the frame, rotated +-8 deg, aspect +-8 %, and shifted
+    """Place the shape in the photo: longer side 66-86 % of the frame, rotated +-5 deg, aspect +-6 %, and shifted
     at random as far as the frame allows (keeping ``margin`` px free)."""
     pts = shape.points()
     lo, hi = pts.min(0), pts.max(0)
-    scale = rng.uniform(0.62, 0.85) * size / float((hi - lo).max())
-    aspect = np.diag([rng.uniform(0.92, 1.08), 1.0])
-    matrix = scale * rotation(np.deg2rad(rng.uniform(-8, 8))) @ aspect
+    scale = rng.uniform(0.66, 0.86) * size / float((hi - lo).max())
+    aspect = np.diag([rng.uniform(0.94, 1.06), 1.0])
+    matrix = scale * rotation(np.deg2rad(rng.uniform(-5, 5))) @ aspect
     moved = (pts - (lo + hi) / 2) @ matrix.T
     room = np.maximum(size / 2 - margin - np.maximum(-moved.min(0), moved.max(0)), 0.0)
     centre = size / 2 + rng.uniform(-1, 1, 2) * room
@@ -71,7 +78,7 @@ def render_photo(shape: Shape, rng: np.random.Generator, size: int = 256) -> tup
     placed = pose(shape, rng, size)
     colours = palette(rng)
     tex = texture(rng, size)
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    yy, xx = _grid(size)
     light = rng.uniform(0, 2 * np.pi)
     gradient = ((xx - size / 2) * np.cos(light) + (yy - size / 2) * np.sin(light)) / size
     shading = 1 + rng.uniform(0.3, 0.6) * gradient
@@ -85,21 +92,35 @@ def render_photo(shape: Shape, rng: np.random.Generator, size: int = 256) -> tup
     alpha = np.asarray(shadow.filter(ImageFilter.GaussianBlur(5)), np.float32)[..., None] / 255
     image *= 1 - 0.5 * alpha
 
-    big = 2 * size
+    light_field = (shading * tex)[..., None]
+    edge_strength = rng.uniform(0.2, 0.5)
+    extent = float((pts.max(0) - pts.min(0)).max())
     for part in sorted(placed.parts, key=lambda p: p.z):
-        mask = Image.new("L", (big, big), 0)
-        draw = ImageDraw.Draw(mask)
         role = part.fill or "line"
+        width = max(int(round(2 * part.width * extent)), 2)
+        lo = np.floor(np.concatenate(part.paths).min(0) - width).astype(int)
+        hi = np.ceil(np.concatenate(part.paths).max(0) + width + 1).astype(int)
+        x0, y0 = np.clip(lo, 0, size)
+        x1, y1 = np.clip(hi, 0, size)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        # Anti-aliased coverage: draw at 2x inside the part's box, then average 2x2 blocks.
+        mask = Image.new("L", (2 * (x1 - x0), 2 * (y1 - y0)), 0)
+        draw = ImageDraw.Draw(mask)
         for path in part.paths:
-            xy = [tuple(p) for p in (2 * path).tolist()]
+            xy = [tuple(q) for q in (2 * (path - [x0, y0])).tolist()]
             if part.fill is not None and is_closed(path):
                 draw.polygon(xy, fill=255)
             else:
-                width = max(int(round(2 * part.width * float((pts.max(0) - pts.min(0)).max()))), 2)
                 draw.line(xy, fill=255, width=width, joint="curve")
         alpha = np.asarray(mask.reduce(2), np.float32)[..., None] / 255
         colour = colours[role] * rng.uniform(0.85, 1.1)
-        paint = colour[None, None, :] * (shading * tex)[..., None]
-        image = image * (1 - alpha) + paint * alpha
-    image += rng.normal(0, 0.012, image.shape).astype(np.float32)
+        window = image[y0:y1, x0:x1]
+        window += alpha * (colour * light_field[y0:y1, x0:x1] - window)
+        if part.fill is not None:  # shading at the part's edge: the contour a photo shows
+            rim = Image.new("L", mask.size, 0)
+            for path in part.paths:
+                ImageDraw.Draw(rim).line([tuple(q) for q in (2 * (path - [x0, y0])).tolist()], fill=255, width=3)
+            edge = np.asarray(rim.reduce(2), np.float32)[..., None] / 255 * alpha * edge_strength
+            window *= 1 - edge
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8), placed

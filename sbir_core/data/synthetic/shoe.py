@@ -59,6 +59,15 @@ def build(attrs: dict[str, str], rng: np.random.Generator) -> list[Part]:
     sole_region = close(np.vstack([bottom, top[::-1]]))
     parts.append(Part("sole", 1, [sole_region], fill="sole", z=2, in_sketch=False))
 
+    collar_back = (back_x - 0.03, y_at(0.97) + collar)
+    collar_front = upper_line[0] if attrs["shaft"] == "low" else upper_line[1]
+    opening = smooth(poly(collar_front, ((collar_front[0] + collar_back[0]) / 2, max(collar_front[1], collar_back[1])
+                                         - u(0.03, 0.06)), collar_back), n=6)
+    parts.append(Part("opening", 1, [opening], fill=None, z=4, width=0.01))
+    welt = top[(x > toe_x + 0.08) & (x < heel_front)] + [0.0, u(0.025, 0.04)]
+    if attrs["sole"] != "thin" and len(welt) > 1:
+        parts.append(Part("stitching", 2, [welt], fill=None, z=4, width=0.006))
+
     if attrs["heel"] in ("block", "stiletto"):
         w_top = u(0.16, 0.22) if attrs["heel"] == "block" else u(0.12, 0.16)
         w_bot = w_top * u(0.7, 0.9) if attrs["heel"] == "block" else u(0.02, 0.035)
