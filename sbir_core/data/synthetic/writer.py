@@ -37,7 +37,7 @@ from sbir_core.data.synthetic.geometry import Shape
 from sbir_core.data.synthetic.photo import render_photo
 from sbir_core.errors import DataError
 
-VERSION = 1  # bump when the generator's output changes, so cached copies are regenerated
+VERSION = 2  # bump when the generator's output changes, so cached copies are regenerated
 PHOTO_SIZE = 256
 
 
@@ -60,12 +60,12 @@ class Profile:
         return self.sizes.get(category, self.other)
 
 
-# book: shoe has a ShoeV2-sized test gallery (200 photos), chair a ChairV2-sized one (100); both have 600 training
-# photos so that a small CNN learns something in a few CPU minutes; the other ten categories are small (few-shot and
-# multi-category chapters). full: the Shoe-V2 scale (1800 / 200 photos) for every main category.
+# book: shoe and chair have 600 training photos (so that a small CNN learns something in a few CPU minutes) and a
+# ChairV2-sized test gallery of 100 photos; the other ten categories are small (multi-category and few-shot
+# chapters). full: the Shoe-V2 scale (1800 / 200 photos) for shoe and chair.
 PROFILES = {
     "tiny": Profile({"shoe": CategorySize(8, 4), "chair": CategorySize(8, 4)}, CategorySize(4, 2)),  # tests
-    "book": Profile({"shoe": CategorySize(600, 200), "chair": CategorySize(600, 100)}, CategorySize(30, 15)),
+    "book": Profile({"shoe": CategorySize(600, 100), "chair": CategorySize(600, 100)}, CategorySize(30, 15)),
     "full": Profile({"shoe": CategorySize(1800, 200), "chair": CategorySize(1800, 200)}, CategorySize(300, 100)),
 }
 
