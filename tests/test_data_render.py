@@ -3,6 +3,8 @@ import numpy as np
 import pytest
 import torch
 
+import torch.nn.functional as F
+
 from sbir_core.data.render import (bresenham, progressive_rasters, progressive_reference, render_reference,
                                    render_sketches)
 from sbir_core.data.sketch import Sketch
@@ -71,3 +73,13 @@ def test_resized_rasters_are_in_unit_range_with_ink_one():
     assert 0.0 <= float(small.min()) and float(small.max()) <= 1.0 and float(small.max()) > 0.5
     assert float(small.mean()) < 0.5  # background is 0
     assert torch.allclose(small.sum() * 16, render_sketches([sketch]).sum(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("size", [64, 100])
+def test_small_rasters_are_the_area_average_of_the_256_ones(size):
+    sketches = [random_sketch(np.random.default_rng(4 + i)) for i in range(3)]
+    binary = progressive_rasters(sketches, steps=5, schedule="strokes", dtype=torch.bool).float()
+    expected = F.interpolate(binary.flatten(0, 1)[:, None], size=(size, size), mode="area")[:, 0].view(3, 5, size, size)
+    small = progressive_rasters(sketches, steps=5, size=size, schedule="strokes")
+    assert small.shape == (3, 5, size, size)
+    assert torch.allclose(small, expected, atol=1e-6)

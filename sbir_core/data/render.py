@@ -212,7 +212,7 @@ def progressive_rasters(sketches: Sequence[Sketch], steps: int = 20, size: int =
     steps = 17 if schedule == "official17" else steps
     device = torch.device(device) if device is not None else torch.device("cpu")
     out = torch.empty((len(sketches), steps, size, size), dtype=dtype, device=device)
-    levels = torch.arange(steps, device=device).view(1, steps, 1, 1)
+    levels = torch.arange(steps, dtype=torch.int16, device=device).view(1, steps, 1, 1)
     if dtype == torch.bool and size != CANVAS:
         raise ValueError("binary rasters are only available at the 256 frame")
     for lo in range(0, len(sketches), chunk):

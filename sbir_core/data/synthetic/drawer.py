@@ -125,8 +125,11 @@ def _strokes_of_path(path: np.ndarray, style: DrawerStyle, rng: np.random.Genera
     if closed:  # start somewhere on the loop; leave a gap or an overlap where the pen comes back
         start = int(rng.integers(len(dense) - 1))
         dense = np.vstack([dense[start:-1], dense[:start + 1]])
-        over = int(rng.normal(0, style.overshoot + 1) / 2)
-        dense = np.vstack([dense, dense[1: 1 + over]]) if over > 0 else dense[: len(dense) + over] if over < 0 else dense
+        over = int(rng.normal(0, style.overshoot + 1) / 2)  # points drawn past the start (> 0) or left out (< 0)
+        if over > 0:
+            dense = np.vstack([dense, dense[1: 1 + over]])
+        elif over < 0:
+            dense = dense[:over]
     elif rng.uniform() < 0.5:
         dense = dense[::-1]
     length = arc_length(dense)
@@ -147,8 +150,6 @@ def _strokes_of_path(path: np.ndarray, style: DrawerStyle, rng: np.random.Genera
             piece = _extend(piece, abs(rng.normal(0, style.overshoot)))
         strokes.append(piece)
     return strokes
-
-
 
 
 def draw_sketch(shape: Shape, style: DrawerStyle, rng: np.random.Generator) -> tuple[Sketch, dict[str, list[float]]]:

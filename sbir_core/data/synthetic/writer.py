@@ -9,6 +9,13 @@ Per category ``<out>/<category>/``:
   undistorted instance, in the normalised sketch frame); per sketch its drawer and category and the boxes of the
   parts it drew (sketch frame); the drawer styles and the attribute schema.
 
+Profiles (photos per category, train / test; 3 sketches per photo, sometimes 4 or 5, each by a different drawer):
+
+* ``book``: shoe and chair 600 / 100 (a ChairV2-sized test gallery; enough training photos for a small CNN to learn
+  in a few CPU minutes), the ten other categories 30 / 15: 2,050 photos and about 6,600 sketches;
+* ``full``: shoe and chair 1800 / 200 (the QMUL-Shoe-V2 scale), the others 300 / 100;
+* ``tiny``: shoe and chair 8 / 4, the others 4 / 2, for tests.
+
 ``<out>/collection.json`` lists the categories, profile and seed. Everything is derived from ``(seed, category)``,
 so the same seed gives the same bytes, and a category's data do not depend on which other categories are written.
 Each category is written to a temporary folder and renamed into place; :func:`generate` writes the whole collection
