@@ -1,7 +1,6 @@
 """The synthetic benchmark: format, determinism, metadata, and statistics in the range of real ChairV2."""
 import hashlib
 
-import numpy as np
 import pytest
 
 from sbir_core.data import load_collection, load_dataset, stroke_statistics

@@ -1,8 +1,8 @@
 """Synthetic drawers: trace a :class:`Shape`'s contours into a vector sketch in a drawer-specific style.
 
-A sketch is drawn coarse to fine, like the real ones (Bhunia et al., CVPR 2020: the first ChairV2 stroke holds about
-26 % of the ink): the silhouette first, then the major parts (larger first), then the details, each detail kept with
-the drawer's ``detail`` probability. Each style has its own global distortion (aspect, shear), part-placement error,
+A sketch is drawn coarse to fine, like the real ones (the premise of Bhunia et al., CVPR 2020; in QMUL-Chair-V2 the
+first stroke holds about 26 % of a sketch's ink on average, the tenth about 6 %): the silhouette first, then the
+major parts (larger first), then the details, each detail kept with the drawer's ``detail`` probability. Each style has its own global distortion (aspect, shear), part-placement error,
 low-frequency wobble, tremor, corner cutting, contour fragmentation, overshoot and point spacing; sketches are then
 normalised like ChairV2 (longer side 190 px, centred in 256), resampled, and cut after 15 strokes: ChairV2 has a
 spike at exactly 15 strokes, and the 15th stroke of those sketches is as long as the 14th with no pen-up jumps in it,
