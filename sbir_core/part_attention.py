@@ -8,7 +8,8 @@ knows which part tells an instance from its look-alikes, so the masks can be sco
 * the attention *peak* is the centre of the mask's largest cell, mapped back to the 256 px frame of the sketch (or
   photo) through the same centre crop that evaluation uses;
 * the score is the share of sketches (photos) whose peak lies inside a discriminative part's box, next to two
-  chance levels: a peak drawn uniformly over the mask's cells, and one drawn uniformly over the cells on the object.
+  chance levels: a peak drawn uniformly over the mask's cells, and one drawn uniformly over the cells on the object;
+  the share of the attention *mass* on those cells is reported too (a uniform mask puts the uniform chance there).
 
 A sketch is scored only when a discriminative attribute has a part with a box in that sketch (a shoe's toe, for
 example, is part of the outline and has no box of its own); the number scored is returned with the score.
@@ -40,6 +41,7 @@ class PeakScore:
     """How often attention peaks fall in a discriminative part, and the two chance levels to compare with."""
 
     hits: np.ndarray  # (n_scored,) bool: the peak lies in a discriminative part's box
+    mass: np.ndarray  # (n_scored,) share of the attention mass on cells inside those boxes
     chance_uniform: np.ndarray  # (n_scored,) share of mask cells inside those boxes
     chance_object: np.ndarray  # (n_scored,) the same share among the cells on the object (its outline box)
     scored: np.ndarray  # (n_scored,) indices of the scored images
@@ -49,7 +51,8 @@ class PeakScore:
         return float(self.hits.mean()) if len(self.hits) else float("nan")
 
     def summary(self) -> dict[str, float]:
-        return {"peak_in_part": self.rate, "chance_uniform": float(self.chance_uniform.mean()),
+        return {"peak_in_part": self.rate, "mass_in_part": float(self.mass.mean()),
+                "chance_uniform": float(self.chance_uniform.mean()),
                 "chance_on_object": float(self.chance_object.mean()), "n_scored": int(len(self.hits))}
 
 
@@ -132,7 +135,7 @@ def peak_in_part(masks: np.ndarray, boxes: list[list[list[float]]], outlines: li
     if len(masks) != len(boxes) or len(boxes) != len(outlines):
         raise ValueError(f"{len(masks)} masks, {len(boxes)} box lists and {len(outlines)} outlines differ in number")
     xs, ys = cell_centres(masks.shape[1:], side, size)
-    hits, uniform, on_object, scored = [], [], [], []
+    hits, mass, uniform, on_object, scored = [], [], [], [], []
     for i, (mask, part, outline) in enumerate(zip(masks, boxes, outlines)):
         if not part:
             continue
@@ -140,10 +143,12 @@ def peak_in_part(masks: np.ndarray, boxes: list[list[list[float]]], outlines: li
         obj = _inside(xs, ys, [outline])
         peak = np.unravel_index(np.argmax(mask), mask.shape)
         hits.append(bool(inside[peak]))
+        mass.append(float(mask[inside].sum() / mask.sum()))
         uniform.append(float(inside.mean()))
         on_object.append(float((inside & obj).sum() / max(obj.sum(), 1)))
         scored.append(i)
-    return PeakScore(np.array(hits, dtype=bool), np.array(uniform), np.array(on_object), np.array(scored, dtype=int))
+    return PeakScore(np.array(hits, dtype=bool), np.array(mass), np.array(uniform), np.array(on_object),
+                     np.array(scored, dtype=int))
 
 
 def synthetic_part_targets(data, split: str = "test") -> dict[str, list]:

@@ -178,11 +178,13 @@ def test_peak_in_part_counts_hits_and_chance_levels():
     masks = np.zeros((3, 4, 4))
     masks[0, 0, 3] = 1.0  # peak at (x=224, y=32): inside the part box below
     masks[1, 3, 0] = 1.0  # peak at (x=32, y=224): outside
+    masks[1, 0, 3] = 0.5  # ... with a third of its mass inside
     boxes = [[[200, 0, 256, 64]], [[200, 0, 256, 64]], []]  # the third image has no part: not scored
     outlines = [[0, 0, 256, 128]] * 3  # the object covers the top two rows of cells
     score = peak_in_part(masks, boxes, outlines, side=256, size=256)
     assert score.hits.tolist() == [True, False] and score.scored.tolist() == [0, 1]
     assert score.rate == 0.5
+    np.testing.assert_allclose(score.mass, [1.0, 1 / 3])
     np.testing.assert_allclose(score.chance_uniform, [1 / 16, 1 / 16])
     np.testing.assert_allclose(score.chance_object, [1 / 8, 1 / 8])
     assert score.summary()["n_scored"] == 2
