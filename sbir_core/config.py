@@ -107,7 +107,7 @@ def _book() -> RunConfig:
         preset="book",
         model=ModelConfig(backbone="compact", input_size=64, head="pool", pool="max", embed_dim=128),
         loss=LossConfig(margin=0.3, squared=True),
-        train=TrainConfig(optimizer="adam", lr=1e-3, schedule="cosine", batch_size=32, epochs=30, data_size=72,
+        train=TrainConfig(optimizer="adam", lr=1e-3, schedule="cosine", batch_size=32, epochs=20, data_size=72,
                           negatives="in-batch"),
     )
 
