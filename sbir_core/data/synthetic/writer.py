@@ -143,6 +143,7 @@ def write_category(out: Path, category: str, profile: Profile, seed: int, pool: 
     is_test[np.random.default_rng(cat_seed).permutation(n_photos)[: size.test_photos]] = True
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{category}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the dataset it becomes should not be
     try:
         (tmp / "photo").mkdir()
         jobs = [_Job(str(tmp / "photo"), category, i, "test" if is_test[i] else "train", cat_seed, profile)
@@ -201,6 +202,7 @@ def generate(out: str | os.PathLike, profile: str = "book", seed: int = 0, categ
         bar = tqdm(total=total, desc=f"synth {profile}", unit="photo")
     workers = min(os.cpu_count() or 1, 8) if workers is None else workers
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
         for category in chosen:
