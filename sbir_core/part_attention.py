@@ -11,8 +11,9 @@ knows which part tells an instance from its look-alikes, so the masks can be sco
   chance levels: a peak drawn uniformly over the mask's cells, and one drawn uniformly over the cells on the object;
   the share of the attention *mass* on those cells is reported too (a uniform mask puts the uniform chance there).
 
-A sketch is scored only when a discriminative attribute has a part with a box in that sketch (a shoe's toe, for
-example, is part of the outline and has no box of its own); the number scored is returned with the score.
+A sketch is scored only when a discriminative attribute has a box in that sketch (a part's box, or for an attribute of
+the outline such as a shoe's toe, a fixed share of the outline box, ``OUTLINE_REGIONS``); the number scored is
+returned with the score.
 """
 from __future__ import annotations
 
@@ -26,12 +27,18 @@ from sbir_core.models.attention import AttendedBackbone
 from sbir_core.train import crop_views
 
 #: The parts (names in the synthetic metadata's part boxes) that carry each attribute, read off the generator's part
-#: models (``sbir_core.data.synthetic``); an attribute of the global shape (a shoe's toe) has none.
+#: models (``sbir_core.data.synthetic``); an attribute of the global shape (a shoe's toe) has none, see below.
 PARTS_OF_ATTRIBUTE: dict[str, dict[str, tuple[str, ...]]] = {
     "shoe": {"heel": ("heel",), "sole": ("sole", "stitching"), "shaft": ("opening",),
              "closure": ("laces", "tongue", "strap", "buckle", "zip"), "trim": ("toecap", "stripe", "counter")},
     "chair": {"back": ("back", "slats", "rails", "window"), "arms": ("arms",), "legs": ("legs",),
               "seat": ("seat", "seam"), "stretcher": ("stretcher",)},
+}
+#: Attributes of the global shape have no part of their own; they are located as a share of the outline box
+#: ``(x0, y0, x1, y1)``. A shoe (toe to the left, y down) has its toe in the front quarter of its length, within 0.3
+#: of its length above the ground (the generator's toe is at most 0.18 of the length high, on a sole).
+OUTLINE_REGIONS = {
+    "shoe": {"toe": lambda x0, y0, x1, y1: [x0, max(y0, y1 - 0.3 * (x1 - x0)), x0 + 0.25 * (x1 - x0), y1]},
 }
 FRAME = 256  # the synthetic sketches' and photos' coordinate frame (pixels)
 
@@ -80,7 +87,10 @@ def part_boxes(boxes: dict[str, list[float]], attributes: set[str], category: st
     unknown = set(boxes) - known
     if unknown:
         raise ValueError(f"parts {sorted(unknown)} of category {category!r} are not in PARTS_OF_ATTRIBUTE")
-    return [boxes[p] for a in sorted(attributes) for p in mapping.get(a, ()) if p in boxes]
+    regions = OUTLINE_REGIONS.get(category, {})
+    out = [boxes[p] for a in sorted(attributes) for p in mapping.get(a, ()) if p in boxes]
+    return out + [[round(v, 2) for v in regions[a](*boxes["outline"])] for a in sorted(attributes)
+                  if a in regions and "outline" in boxes]
 
 
 @torch.no_grad()

@@ -160,7 +160,10 @@ def test_discriminative_attributes_are_those_of_the_nearest_lookalikes():
 def test_part_boxes_follow_the_attribute_map_and_reject_unknown_parts():
     boxes = {"outline": [0, 0, 9, 9], "heel": [7, 5, 9, 9], "laces": [1, 1, 3, 3], "tongue": [2, 0, 3, 1]}
     assert part_boxes(boxes, {"heel"}, "shoe") == [[7, 5, 9, 9]]
-    assert part_boxes(boxes, {"closure", "toe"}, "shoe") == [[1, 1, 3, 3], [2, 0, 3, 1]]
+    assert part_boxes(boxes, {"closure"}, "shoe") == [[1, 1, 3, 3], [2, 0, 3, 1]]
+    # the toe has no part: the front quarter of the outline, up to 0.3 of its length above the ground
+    assert part_boxes(boxes, {"closure", "toe"}, "shoe") == [[1, 1, 3, 3], [2, 0, 3, 1], [0, 6.3, 2.25, 9]]
+    assert part_boxes({"heel": [7, 5, 9, 9]}, {"toe"}, "shoe") == []
     with pytest.raises(ValueError, match="not in PARTS_OF_ATTRIBUTE"):
         part_boxes({**boxes, "antenna": [0, 0, 1, 1]}, {"heel"}, "shoe")
     with pytest.raises(ValueError, match="no part map"):

@@ -9,7 +9,8 @@ Registered models (``ModelConfig.name``), on any backbone, for the ablations of 
 ``triplet-sn`` is the Base, ``attention`` = Base + attention, ``fusion`` = Base + coarse-fine fusion, and
 ``attention-fusion`` = both; the DSSA full model is ``attention-fusion`` trained with the HOLEF loss
 (``LossConfig(name="holef")``). ``ModelConfig.options`` may set ``at`` (the map that is attended), ``residual``
-(False: no shortcut), ``attention_hidden`` and ``fusion_channels`` (None: no 1x1 reduction).
+(False: no shortcut), ``attention_hidden``, ``fusion_channels`` (None: no 1x1 reduction) and ``normalize_parts``
+(False: concatenate the fine and coarse parts without L2-normalising each).
 """
 from __future__ import annotations
 
