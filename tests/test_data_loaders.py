@@ -171,3 +171,14 @@ def test_detection_and_collections(tmp_path):
     assert sorted(load_collection(tmp_path / "coll")) == ["ChairV2", "shoes"]
     with pytest.raises(DataError, match="not found"):
         load_dataset(tmp_path / "missing")
+
+
+def test_dump_pickle_is_readable_and_canonical(tmp_path):
+    from sbir_core.data.safe_pickle import dump_pickle
+
+    a = pickle.loads(pickle.dumps(np.arange(6.0).reshape(2, 3)))  # an array with its own dtype object
+    dump_pickle({"b": a, "a": np.ones((1, 3))}, tmp_path / "x")
+    dump_pickle({"a": np.ones((1, 3)), "b": np.arange(6.0).reshape(2, 3)}, tmp_path / "y")
+    assert (tmp_path / "x").read_bytes() == (tmp_path / "y").read_bytes()
+    assert (tmp_path / "x").stat().st_mode & 0o777 == 0o644
+    assert list(load_pickle(tmp_path / "x")) == ["a", "b"]

@@ -67,5 +67,7 @@ def dump_pickle(obj: Any, path: str | os.PathLike) -> None:
     values in canonical form, so equal data give equal bytes."""
     if isinstance(obj, dict):
         obj = {k: _canonical_array(obj[k]) for k in sorted(obj)}
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        pickle.dump(obj, f, protocol=PROTOCOL)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump(obj, f, protocol=PROTOCOL)
+        tmp.chmod(0o644)  # a data file, readable by all (the temporary file is created private)
