@@ -16,7 +16,9 @@ Where the figures come from (the official code where it exists, else the paper):
 * ``book``: not from a paper. The compact CNN at 64 px (global max pooling + a 128-D linear layer) on the synthetic
   benchmark with the paper's loss (squared-Euclidean triplet, margin 0.3), Adam 1e-3 with cosine decay, and
   in-batch negatives (each anchor ranks its photo above the other photos of the batch: 32 x 31 triplets from 64
-  images per step instead of 32 triplets from 96); it trains in under three minutes on a 2-core CPU.
+  images per step instead of 32 triplets from 96); it trains in under three minutes on a 2-core CPU. One CPU thread:
+  on a shared 2-core machine two threads stall each other badly, and one thread keeps the float reductions, so
+  the stored notebook outputs, the same on every machine.
 * ``real-cpu``: Triplet-SN (Sketch-a-Net, fc6 512 / fc7 256, the paper's loss and 10-view testing) at 112 px crops
   of 128 px images, Adam 3e-4 and in-batch negatives, for from-scratch runs of a few minutes on a 2-core CPU.
 """
@@ -108,7 +110,7 @@ def _book() -> RunConfig:
         model=ModelConfig(backbone="compact", input_size=64, head="pool", pool="max", embed_dim=128),
         loss=LossConfig(margin=0.3, squared=True),
         train=TrainConfig(optimizer="adam", lr=1e-3, schedule="cosine", batch_size=32, epochs=20, data_size=72,
-                          negatives="in-batch"),
+                          negatives="in-batch", num_threads=1),
     )
 
 
