@@ -49,6 +49,7 @@ class PeakScore:
 
     hits: np.ndarray  # (n_scored,) bool: the peak lies in a discriminative part's box
     mass: np.ndarray  # (n_scored,) share of the attention mass on cells inside those boxes
+    on_object: np.ndarray  # (n_scored,) bool: the peak lies inside the object's outline box at all
     chance_uniform: np.ndarray  # (n_scored,) share of mask cells inside those boxes
     chance_object: np.ndarray  # (n_scored,) the same share among the cells on the object (its outline box)
     scored: np.ndarray  # (n_scored,) indices of the scored images
@@ -59,6 +60,7 @@ class PeakScore:
 
     def summary(self) -> dict[str, float]:
         return {"peak_in_part": self.rate, "mass_in_part": float(self.mass.mean()),
+                "peak_on_object": float(self.on_object.mean()),
                 "chance_uniform": float(self.chance_uniform.mean()),
                 "chance_on_object": float(self.chance_object.mean()), "n_scored": int(len(self.hits))}
 
@@ -145,7 +147,7 @@ def peak_in_part(masks: np.ndarray, boxes: list[list[list[float]]], outlines: li
     if len(masks) != len(boxes) or len(boxes) != len(outlines):
         raise ValueError(f"{len(masks)} masks, {len(boxes)} box lists and {len(outlines)} outlines differ in number")
     xs, ys = cell_centres(masks.shape[1:], side, size)
-    hits, mass, uniform, on_object, scored = [], [], [], [], []
+    hits, mass, peak_on_object, uniform, on_object, scored = [], [], [], [], [], []
     for i, (mask, part, outline) in enumerate(zip(masks, boxes, outlines)):
         if not part:
             continue
@@ -154,11 +156,12 @@ def peak_in_part(masks: np.ndarray, boxes: list[list[list[float]]], outlines: li
         peak = np.unravel_index(np.argmax(mask), mask.shape)
         hits.append(bool(inside[peak]))
         mass.append(float(mask[inside].sum() / mask.sum()))
+        peak_on_object.append(bool(obj[peak]))
         uniform.append(float(inside.mean()))
         on_object.append(float((inside & obj).sum() / max(obj.sum(), 1)))
         scored.append(i)
-    return PeakScore(np.array(hits, dtype=bool), np.array(mass), np.array(uniform), np.array(on_object),
-                     np.array(scored, dtype=int))
+    return PeakScore(np.array(hits, dtype=bool), np.array(mass), np.array(peak_on_object, dtype=bool),
+                     np.array(uniform), np.array(on_object), np.array(scored, dtype=int))
 
 
 def synthetic_part_targets(data, split: str = "test") -> dict[str, list]:

@@ -188,6 +188,7 @@ def test_peak_in_part_counts_hits_and_chance_levels():
     assert score.hits.tolist() == [True, False] and score.scored.tolist() == [0, 1]
     assert score.rate == 0.5
     np.testing.assert_allclose(score.mass, [1.0, 1 / 3])
+    assert score.on_object.tolist() == [True, False]  # the object covers the top half only
     np.testing.assert_allclose(score.chance_uniform, [1 / 16, 1 / 16])
     np.testing.assert_allclose(score.chance_object, [1 / 8, 1 / 8])
     assert score.summary()["n_scored"] == 2
