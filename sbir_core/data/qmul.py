@@ -119,8 +119,12 @@ def _read_mat(path: Path) -> np.ndarray:
         raise DataError("MATLAB file has no 'data' variable", path) from None
     except Exception as err:
         raise DataError(f"unreadable MATLAB file ({type(err).__name__}: {err})".replace("\n", " "), path) from None
+    if data.dtype.kind not in "biuf":  # never an object (cell) array: its elements are not pixels
+        raise DataError(f"expected numeric 'data', got dtype {data.dtype}", path)
     if data.ndim != 3 or data.shape[0] == 0:
         raise DataError(f"expected 'data' of shape (N, H, W), got {data.shape}", path)
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise DataError("'data' holds NaN or infinite pixels", path)
     return data
 
 
