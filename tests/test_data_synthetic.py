@@ -80,3 +80,31 @@ def test_ensure_synthetic_reuses_a_complete_collection_and_regenerates_a_stale_o
     assert ensure_synthetic("tiny", seed=3, root=tiny) == tiny and calls == []
     assert ensure_synthetic("tiny", seed=4, root=tiny) == tiny  # another seed: regenerated in place
     assert calls == [(tiny, {"profile": "tiny", "seed": 4, "progress": True, "overwrite": True})]
+
+
+@pytest.mark.parametrize("seed, index", [(3, 33), (4, 20)])
+def test_small_closed_loops_survive_a_large_pen_gap(tmp_path, seed, index):
+    """Seeds 3 and 4 of the book profile drew a clock whose gap left out a whole small loop (an empty stroke)."""
+    profile = writer.PROFILES["book"]
+    job = writer._Job(str(tmp_path), "clock", index, "train", writer._category_seed(seed, "clock"), profile)
+    _, coordinates, _, _ = writer._make_photo(job)
+    assert all(len(points) >= 2 for points in coordinates.values())
+
+
+def test_every_seed_generates(tmp_path):
+    for seed in range(8):
+        out = generate(tmp_path / f"s{seed}", profile="tiny", seed=seed, workers=1)
+        assert (out / "collection.json").is_file()
+
+
+def test_ensure_synthetic_never_replaces_a_folder_it_did_not_write(tmp_path):
+    user = tmp_path / "ChairV2"
+    (user / "photo").mkdir(parents=True)
+    (user / "ChairV2_Coordinate").write_bytes(b"the user's real data")
+    with pytest.raises(DataError, match="not a synthetic collection written by sbir_core"):
+        ensure_synthetic("tiny", seed=0, root=user)
+    assert (user / "ChairV2_Coordinate").read_bytes() == b"the user's real data"
+    (user / "collection.json").write_text("{broken")
+    with pytest.raises(DataError, match=str(user)):
+        ensure_synthetic("tiny", seed=0, root=user)
+    assert (user / "ChairV2_Coordinate").read_bytes() == b"the user's real data"

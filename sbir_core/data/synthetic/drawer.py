@@ -126,6 +126,7 @@ def _strokes_of_path(path: np.ndarray, style: DrawerStyle, rng: np.random.Genera
         start = int(rng.integers(len(dense) - 1))
         dense = np.vstack([dense[start:-1], dense[:start + 1]])
         over = int(rng.normal(0, style.overshoot + 1) / 2)  # points drawn past the start (> 0) or left out (< 0)
+        over = max(over, 2 - len(dense))  # a gap never eats a whole small loop (a clock's hand): 2 points remain
         if over > 0:
             dense = np.vstack([dense, dense[1: 1 + over]])
         elif over < 0:

@@ -190,8 +190,11 @@ def generate(out: str | os.PathLike, profile: str = "book", seed: int = 0, categ
     if unknown:
         raise DataError(f"unknown categories {unknown} (known: {', '.join(CATEGORIES)})")
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise DataError("output folder exists and is not empty (pass overwrite=True / --force)", out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise DataError("output folder exists and is not empty (pass overwrite=True / --force)", out)
+        if written_by_us(out) is None:
+            raise DataError(_NOT_OURS, out)
     out.parent.mkdir(parents=True, exist_ok=True)
     spec = PROFILES[profile]
     total = sum(spec.size(c).train_photos + spec.size(c).test_photos for c in chosen)
@@ -236,16 +239,29 @@ def _default_home() -> Path:
     return Path(os.environ.get("SBIR_DATA", Path.home() / ".cache" / "sbir_core"))
 
 
+_NOT_OURS = "not a synthetic collection written by sbir_core (no valid collection.json); refusing to replace it"
+
+
+def written_by_us(out: Path) -> dict | None:
+    """The ``collection.json`` of a folder :func:`generate` wrote, or None for any other folder."""
+    try:
+        info = json.loads((Path(out) / "collection.json").read_text())
+    except (OSError, ValueError):
+        return None
+    keys = {"generator_version", "profile", "seed", "categories"}
+    return info if isinstance(info, dict) and keys <= set(info) else None
+
+
 def ensure_synthetic(profile: str = "book", seed: int = 0, root: str | os.PathLike | None = None) -> Path:
-    """The folder of the synthetic collection ``<profile>-seed<seed>``, generated first if it is missing or stale."""
+    """The folder of the synthetic collection ``<profile>-seed<seed>``, generated first if it is missing or stale.
+
+    A stale collection (another generator version) is replaced only if this package wrote it; any other folder at
+    ``root`` that is not empty is refused with a :class:`DataError` naming it, never replaced."""
     out = Path(root) if root is not None else _default_home() / f"{profile}-seed{seed}"
-    marker = out / "collection.json"
-    if marker.is_file():
-        try:
-            info = json.loads(marker.read_text())
-        except ValueError:
-            info = {}
-        expected = {"generator_version": VERSION, "profile": profile, "seed": seed, "categories": list(CATEGORIES)}
-        if all(info.get(k) == v for k, v in expected.items()):
-            return out
-    return generate(out, profile=profile, seed=seed, progress=True, overwrite=True)
+    info = written_by_us(out)
+    expected = {"generator_version": VERSION, "profile": profile, "seed": seed, "categories": list(CATEGORIES)}
+    if info is not None and all(info.get(k) == v for k, v in expected.items()):
+        return out
+    if info is None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(_NOT_OURS, out)
+    return generate(out, profile=profile, seed=seed, progress=True, overwrite=info is not None)
