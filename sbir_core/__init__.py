@@ -1,8 +1,9 @@
 """sbir_core: fine-grained sketch-based image retrieval (FG-SBIR) in small, readable PyTorch.
 
-Implements the models, losses, trainers and metrics of
-Yu et al. (CVPR 2016), Song et al. (ICCV 2017) / Yu et al. (IJCV 2020),
-Bhunia et al. (CVPR 2020) and Bhunia et al. (ECCV 2022).
+Implements the models, losses, triplet trainer and metrics of Yu et al. (CVPR 2016) and Song et al. (ICCV 2017) /
+Yu et al. (IJCV 2020), the data formats and metrics that Bhunia et al. (CVPR 2020, ECCV 2022) build on, a run cache
+and the chapters' records. The reinforcement-learning (CVPR 2020) and meta-learning (ECCV 2022) trainers are not
+written yet.
 """
 from sbir_core.runtime import get_device, seed_everything
 

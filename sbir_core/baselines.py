@@ -64,8 +64,10 @@ def hog_features(grey: np.ndarray, size: int = 80, cell: int = 16, orientations:
 class RankSVM:
     """Linear ranking SVM on absolute differences: learn ``w`` so that ``w·|s - p+| + 1 <= w·|s - p-|``.
 
-    Primal, squared hinge (as liblinear's L2-loss SVM), ``lam/2 |w|^2`` regularisation, full-batch L-BFGS from
-    ``w = 1`` (HOG nearest neighbour under L1). Training pairs: every training sketch with its true photo against
+    Primal, squared hinge (as liblinear's L2-loss SVM), full-batch L-BFGS. Both the start and the regulariser
+    ``lam/2 |w - 1|^2`` are the unlearned ranking, ``w = 1`` (HOG nearest neighbour under L1): with few training
+    pairs the learned ``w`` stays near it instead of being pulled towards ``w = 0``, where every distance ties and
+    learning would hurt. Training pairs: every training sketch with its true photo against
     ``negatives`` photos drawn at random from the other training photos (seeded).
     """
 
@@ -88,7 +90,7 @@ class RankSVM:
 
         def closure() -> torch.Tensor:
             opt.zero_grad()
-            loss = torch.relu(1 - diff @ w).pow(2).mean() + 0.5 * self.lam * w.pow(2).sum()
+            loss = torch.relu(1 - diff @ w).pow(2).mean() + 0.5 * self.lam * (w - 1).pow(2).sum()
             loss.backward()
             return loss
 

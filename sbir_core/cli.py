@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from sbir_core.errors import DataError
+from sbir_core.errors import ConfigError, DataError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,8 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataError, FileNotFoundError, NotADirectoryError) as err:
-        print(f"sbir: error: {err}", file=sys.stderr)
+    except (DataError, ConfigError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
+        print(f"sbir: error: {' '.join(str(err).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sbir: interrupted", file=sys.stderr)
@@ -139,20 +139,14 @@ def _run_train(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from sbir_core.config import override, preset
+    from sbir_core.config import override, preset, validate_config
     from sbir_core.data import load_dataset
-    from sbir_core.models import MODELS
-    from sbir_core.runtime import atomic_path, get_device
+    from sbir_core.runtime import atomic_path
     from sbir_core.train import SplitTensors, device_description, fit, git_commit, split_counts
 
-    try:
-        cfg = override(preset(args.preset), [f"model.name={args.model}", f"seed={args.seed}", *args.overrides])
-        if cfg.model.name not in MODELS:
-            raise ValueError(f"unknown model {cfg.model.name!r}; choose one of {sorted(MODELS)}")
-        device = get_device(args.device)
-    except (ValueError, RuntimeError) as err:
-        print(f"sbir: error: {err}", file=sys.stderr)
-        return 2
+    cfg = validate_config(override(preset(args.preset), [f"model.name={args.model}", f"seed={args.seed}",
+                                                         *args.overrides]))
+    device = _device(args.device)
     out = Path(args.out)
     if args.no_resume and (out / "last.pt").exists():
         print(f"sbir: error: {out / 'last.pt'} exists and --no-resume was given", file=sys.stderr)
@@ -200,15 +194,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from sbir_core.data import load_dataset
-    from sbir_core.runtime import atomic_path, get_device
+    from sbir_core.runtime import atomic_path
     from sbir_core.train import (SplitTensors, device_description, evaluate, git_commit, load_run, prepare_data,
                                  split_counts)
 
-    try:
-        device = get_device(args.device)
-    except RuntimeError as err:
-        print(f"sbir: error: {err}", file=sys.stderr)
-        return 2
+    device = _device(args.device)
     cfg, model, loss = load_run(args.run_dir, device)
     if cfg.train.num_threads:
         import torch
@@ -249,6 +239,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_yet(args: argparse.Namespace) -> int:  # replaced sub-command by sub-command as the issues land
-    print(f"sbir {args.command}: not implemented yet", file=sys.stderr)
-    return 1
+def _device(name: str):
+    """``get_device`` with its errors (no CUDA, a malformed name) as ConfigError for ``--device``."""
+    from sbir_core.runtime import get_device
+
+    try:
+        return get_device(name)
+    except (RuntimeError, ValueError) as err:
+        raise ConfigError("--device", str(err)) from None

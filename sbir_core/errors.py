@@ -13,3 +13,11 @@ class DataError(ValueError):
     def __init__(self, problem: str, path: str | os.PathLike | None = None) -> None:
         self.path = None if path is None else os.fspath(path)
         super().__init__(problem if path is None else f"{self.path}: {problem}")
+
+
+class ConfigError(ValueError):
+    """A bad run configuration: the message names the key (``train.epochs``) and what is wrong, in one line."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {problem}")

@@ -7,11 +7,18 @@ Every loss here is an ``nn.Module`` with the same small interface, which the tra
   trainer to the loss; the loss's parameters are optimised together with the model's;
 * ``loss.pairwise(queries, gallery) -> (n, m)``: the distance the loss ranks by, which evaluation uses to rank the
   gallery (so a learned distance such as HOLEF is also the one used for retrieval).
+
+``LOSSES`` maps ``LossConfig.name`` to a builder and ``build_loss(cfg, embed_dim)`` builds one, as ``MODELS`` and
+``build_model`` do for networks.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
+
+from sbir_core.config import ConfigError, LossConfig
 
 
 def pairwise_distance(x: torch.Tensor, y: torch.Tensor, squared: bool = False) -> torch.Tensor:
@@ -193,3 +200,50 @@ class MahalanobisTripletLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.factor.shape[0]}, margin={self.margin}, l1={self.l1}, frobenius={self.frobenius}"
+
+
+# --- the loss registry ------------------------------------------------------------------------------------------------
+LossBuilder = Callable[[LossConfig, int], nn.Module]
+LOSSES: dict[str, LossBuilder] = {}
+
+
+def register_loss(name: str) -> Callable[[LossBuilder], LossBuilder]:
+    """Decorator: register ``builder(cfg, embed_dim) -> loss module`` under ``name`` (the counterpart of
+    ``sbir_core.models.register_model``)."""
+    def deco(builder: LossBuilder) -> LossBuilder:
+        if name in LOSSES:
+            raise ValueError(f"loss {name!r} is already registered")
+        LOSSES[name] = builder
+        return builder
+    return deco
+
+
+def build_loss(cfg: LossConfig, embed_dim: int) -> nn.Module:
+    """The ranking loss ``cfg.name`` for embeddings of size ``embed_dim`` (see ``LOSSES``)."""
+    if cfg.name not in LOSSES:
+        raise ConfigError("loss.name", f"unknown loss {cfg.name!r}; choose one of {sorted(LOSSES)}")
+    return LOSSES[cfg.name](cfg, embed_dim)
+
+
+def _learned_metric_options(cfg: LossConfig) -> dict[str, float]:
+    unknown = sorted(set(cfg.options) - {"l1", "frobenius"})
+    if unknown:
+        raise ConfigError("loss.options", f"unknown options {unknown} for loss {cfg.name!r}; known: l1, frobenius")
+    return {k: float(v) for k, v in cfg.options.items()}
+
+
+@register_loss("triplet")
+def _triplet(cfg: LossConfig, embed_dim: int) -> nn.Module:
+    if cfg.options:
+        raise ConfigError("loss.options", f"the triplet loss takes no options, got {sorted(cfg.options)}")
+    return TripletLoss(cfg.margin, squared=cfg.squared)
+
+
+@register_loss("holef")
+def _holef(cfg: LossConfig, embed_dim: int) -> nn.Module:
+    return HOLEFTripletLoss(embed_dim, margin=cfg.margin, **_learned_metric_options(cfg))
+
+
+@register_loss("mahalanobis")
+def _mahalanobis(cfg: LossConfig, embed_dim: int) -> nn.Module:
+    return MahalanobisTripletLoss(embed_dim, margin=cfg.margin, **_learned_metric_options(cfg))

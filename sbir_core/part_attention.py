@@ -24,7 +24,7 @@ import torch
 
 from sbir_core.models import SBIRModel, photo_input, sketch_input
 from sbir_core.models.attention import AttendedBackbone
-from sbir_core.train import crop_views
+from sbir_core.data.views import crop_views
 
 #: The parts (names in the synthetic metadata's part boxes) that carry each attribute, read off the generator's part
 #: models (``sbir_core.data.synthetic``); an attribute of the global shape (a shoe's toe) has none, see below.

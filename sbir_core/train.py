@@ -4,8 +4,10 @@
 
 * the split is rendered once, at ``cfg.train.data_size``, and kept as uint8 tensors; each step takes random crops
   of ``cfg.model.input_size`` (and random flips), as the official code crops 225 from 256;
-* one epoch shows every training sketch once as an anchor, with its true photo as the positive and a uniformly
-  drawn OTHER photo as the negative, all from one seeded ``torch.Generator``;
+* one epoch shows every training sketch once as an anchor, with its true photo as the positive and, by
+  ``cfg.train.negatives``, a uniformly drawn OTHER photo (``random``, the Bhunia-group code), every other photo of the
+  batch (``in-batch``), or a human-annotated (more similar, less similar) photo pair (``annotated``, QMUL-V1, as the
+  official Sketch Me That Shoe code), all from one seeded ``torch.Generator``;
 * a validation split (``cfg.train.val_fraction`` of the training photos, with their sketches) selects the best
   epoch by acc@1; the test split is never seen during training;
 * mixed precision on CUDA, full precision on the CPU; a checkpoint after every epoch, written atomically, from
@@ -17,6 +19,7 @@ returns ``sbir_core.metrics.retrieval_metrics``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import subprocess
@@ -30,9 +33,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sbir_core.config import LossConfig, RunConfig
-from sbir_core.losses import TripletLoss
-from sbir_core.metrics import retrieval_metrics
+from sbir_core.data.views import crop_views, eval_views, random_views
+from sbir_core.config import ConfigError, RunConfig, validate_config
+from sbir_core.losses import build_loss
+from sbir_core.metrics import retrieval_metrics, true_match_ranks
 from sbir_core.models import SBIRModel, build_model, photo_input, sketch_input
 from sbir_core.runtime import atomic_path, get_device, seed_everything
 
@@ -59,6 +63,7 @@ class SplitTensors:
     photos: torch.Tensor
     positives: torch.Tensor
     photo_names: list[str]
+    triplets: torch.Tensor | None = None  # (t, 3) annotated (sketch, more similar, less similar photo) rows (QMUL-V1)
 
     @classmethod
     def from_split(cls, split: SplitLike, size: int) -> "SplitTensors":
@@ -68,8 +73,13 @@ class SplitTensors:
         if sk.shape != (len(pos), size, size) or ph.shape != (len(split.photo_names), size, size, 3):
             raise ValueError(f"split arrays have unexpected shapes: sketches {sk.shape}, photos {ph.shape}, "
                              f"{len(pos)} positives, {len(split.photo_names)} photo names at size {size}")
+        triplets = getattr(split, "triplets", None)
+        if triplets is not None:
+            triplets = torch.from_numpy(np.concatenate(
+                [np.column_stack([np.full(len(t), i), t]) for i, t in enumerate(triplets) if len(t)]
+                or [np.zeros((0, 3))]).astype(np.int64))
         return cls(torch.from_numpy(np.round(sk * 255).astype(np.uint8)), torch.from_numpy(ph.astype(np.uint8)),
-                   torch.from_numpy(pos), list(split.photo_names))
+                   torch.from_numpy(pos), list(split.photo_names), triplets)
 
     def __len__(self) -> int:
         return int(self.sketches.shape[0])
@@ -85,8 +95,15 @@ class SplitTensors:
         remap[photo_idx] = np.arange(len(photo_idx))
         new_pos = remap[self.positives.numpy()]
         keep = np.flatnonzero(new_pos >= 0)
+        triplets = None
+        if self.triplets is not None:  # keep the annotated rows whose sketch and both photos are kept
+            sketch_map = np.full(len(self), -1, dtype=np.int64)
+            sketch_map[keep] = np.arange(len(keep))
+            t = self.triplets.numpy()
+            t = np.column_stack([sketch_map[t[:, 0]], remap[t[:, 1]], remap[t[:, 2]]])
+            triplets = torch.from_numpy(t[(t >= 0).all(axis=1)])
         return SplitTensors(self.sketches[keep], self.photos[photo_idx], torch.from_numpy(new_pos[keep]),
-                            [self.photo_names[i] for i in photo_idx])
+                            [self.photo_names[i] for i in photo_idx], triplets)
 
 
 def validation_photos(n_photos: int, fraction: float, seed: int) -> np.ndarray:
@@ -121,41 +138,37 @@ def split_counts(cfg: RunConfig, train: SplitLike, test: SplitLike | None = None
     return counts
 
 
-def crop_views(images: torch.Tensor, size: int, top: torch.Tensor, left: torch.Tensor,
-               flip: torch.Tensor) -> torch.Tensor:
-    """Per-sample crops ``images[b, top:top+size, left:left+size]``, mirrored where ``flip``; (B, S, S[, 3]) input."""
-    ar = torch.arange(size)
-    rows = top[:, None] + ar
-    cols = torch.where(flip[:, None], left[:, None] + size - 1 - ar, left[:, None] + ar)
-    b = torch.arange(images.shape[0])[:, None, None]
-    return images[b, rows[:, :, None], cols[:, None, :]]
-
-
-def random_views(images: torch.Tensor, size: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
-    """Random crops of side ``size`` (and random horizontal flips) of a uint8 batch."""
-    n, side = images.shape[0], images.shape[1]
-    top = torch.randint(0, side - size + 1, (n,), generator=gen)
-    left = torch.randint(0, side - size + 1, (n,), generator=gen)
-    flips = torch.rand(n, generator=gen) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
-    return crop_views(images, size, top, left, flips)
-
-
-def eval_views(side: int, size: int, multiview: bool) -> list[tuple[int, int, bool]]:
-    """(top, left, flip) of the centre crop, or of the 10 views: 4 corners + centre, each also mirrored."""
-    c, e = (side - size) // 2, side - size
-    if not multiview:
-        return [(c, c, False)]
-    corners = [(0, 0), (0, e), (e, 0), (e, e), (c, c)]
-    return [(t, l, f) for f in (False, True) for t, l in corners]
-
-
 def sample_triplets(positives: torch.Tensor, n_photos: int, gen: torch.Generator) -> torch.Tensor:
-    """One epoch of (anchor, positive, negative) indices, (n, 3): sketches in random order, negative ≠ positive."""
+    """One epoch of (anchor, positive, negative) indices, (n, 3): sketches in random order, and for each a uniformly
+    drawn OTHER photo as the negative (``train.negatives = "random"``, as the Bhunia-group code samples)."""
     order = torch.randperm(len(positives), generator=gen)
     pos = positives[order]
     neg = torch.randint(0, n_photos - 1, (len(order),), generator=gen)
     neg = neg + (neg >= pos).long()  # uniform over the other photos
     return torch.stack([order, pos, neg], dim=1)
+
+
+def sample_annotated(triplets: torch.Tensor, n_sketches: int, n_photos: int, hard_ratio: float,
+                     gen: torch.Generator) -> torch.Tensor:
+    """One epoch of human-annotated triplets, as the official Sketch Me That Shoe code samples them (QMUL-V1).
+
+    ``triplets`` holds (sketch, more similar photo, less similar photo) rows from the annotation. Each sketch that has
+    annotations is an anchor once, in random order, with one of its annotated pairs drawn uniformly; with probability
+    ``1 - hard_ratio`` the annotated negative is replaced by a uniformly drawn photo other than the pair's positive
+    (an "easy" negative). Note that the annotated "positive" is a judgement of similarity, not the true photo.
+    """
+    anchors = torch.unique(triplets[:, 0])
+    order = anchors[torch.randperm(len(anchors), generator=gen)]
+    rows = []
+    for a in order.tolist():
+        mine = triplets[triplets[:, 0] == a]
+        rows.append(mine[torch.randint(0, len(mine), (1,), generator=gen)])
+    out = torch.cat(rows).clone()
+    easy = torch.rand(len(out), generator=gen) >= hard_ratio
+    neg = torch.randint(0, n_photos - 1, (len(out),), generator=gen)
+    neg = neg + (neg >= out[:, 1]).long()
+    out[easy, 2] = neg[easy]
+    return out
 
 
 def in_batch_pairs(photo_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -164,38 +177,27 @@ def in_batch_pairs(photo_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return i, j
 
 
-# --- the loss -------------------------------------------------------------------------------------------------------
-def build_loss(cfg: LossConfig, embed_dim: int) -> nn.Module:
-    """The ranking loss ``cfg.name`` for embeddings of size ``embed_dim`` (see ``sbir_core.losses``)."""
-    if cfg.name == "triplet":
-        return TripletLoss(cfg.margin, squared=cfg.squared)
-    if cfg.name in ("holef", "mahalanobis"):
-        from sbir_core.losses import HOLEFTripletLoss, MahalanobisTripletLoss
-
-        cls = HOLEFTripletLoss if cfg.name == "holef" else MahalanobisTripletLoss
-        return cls(embed_dim, margin=cfg.margin, **cfg.options)
-    raise ValueError(f"unknown loss {cfg.name!r}; choose triplet, holef or mahalanobis")
-
-
 # --- evaluation -----------------------------------------------------------------------------------------------------
 @torch.no_grad()
 def embed(encode: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, to_input: Callable, size: int,
-          view: tuple[int, int, bool], device: torch.device, batch_size: int = 64) -> torch.Tensor:
-    """Embed a uint8 image stack through one crop ``view`` in batches; returns (n, D) float32 on ``device``."""
+          view: tuple[int, int, bool], device: torch.device, batch_size: int = 64, amp: bool = False) -> torch.Tensor:
+    """Embed a uint8 image stack through one crop ``view`` in batches; returns (n, D) float32 on ``device``.
+
+    ``amp`` runs the network in mixed precision, on CUDA only."""
     top, left, flip = view
     out = []
     for i in range(0, images.shape[0], batch_size):
         chunk = images[i:i + batch_size]
         n = chunk.shape[0]
         x = crop_views(chunk, size, torch.full((n,), top), torch.full((n,), left), torch.full((n,), flip))
-        with torch.autocast(device.type, enabled=device.type == "cuda"):
+        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
             out.append(encode(to_input(x.to(device))).float())
     return torch.cat(out)
 
 
 @torch.no_grad()
 def distance_matrix(model: SBIRModel, loss: nn.Module, data: SplitTensors, size: int, multiview: bool = False,
-                    batch_size: int = 64, device: torch.device | None = None) -> torch.Tensor:
+                    batch_size: int = 64, device: torch.device | None = None, amp: bool = False) -> torch.Tensor:
     """(n_sketches, n_photos) distances by ``loss.pairwise``, averaged over the test views."""
     device = device or next(model.parameters()).device
     was_training = model.training
@@ -204,20 +206,31 @@ def distance_matrix(model: SBIRModel, loss: nn.Module, data: SplitTensors, size:
         total = torch.zeros(len(data), data.n_photos, device=device)
         views = eval_views(data.sketches.shape[1], size, multiview)
         for view in views:
-            s = embed(model.embed_sketch, data.sketches, sketch_input, size, view, device, batch_size)
-            p = embed(model.embed_photo, data.photos, photo_input, size, view, device, batch_size)
+            s = embed(model.embed_sketch, data.sketches, sketch_input, size, view, device, batch_size, amp)
+            p = embed(model.embed_photo, data.photos, photo_input, size, view, device, batch_size, amp)
             total += loss.pairwise(s, p).float()
     finally:
         model.train(was_training)
     return (total / len(views)).cpu()
 
 
+def test_ranks(model: SBIRModel, loss: nn.Module, data: SplitTensors, cfg: RunConfig,
+               multiview: bool | None = None) -> np.ndarray:
+    """The rank of each query's true photo (``sbir_core.metrics.true_match_ranks``), for per-query comparisons."""
+    mv = cfg.eval.multiview if multiview is None else multiview
+    d = distance_matrix(model, loss, data, cfg.model.input_size, mv, cfg.eval.batch_size, amp=cfg.train.amp)
+    return true_match_ranks(d, data.positives)
+
+
 def evaluate(model: SBIRModel, loss: nn.Module, data: SplitTensors, cfg: RunConfig,
              multiview: bool | None = None) -> dict[str, float]:
     """acc@1/5/10, mean rank, percentile of ``data``'s sketches against its gallery (see ``sbir_core.metrics``)."""
     mv = cfg.eval.multiview if multiview is None else multiview
-    d = distance_matrix(model, loss, data, cfg.model.input_size, mv, cfg.eval.batch_size)
+    d = distance_matrix(model, loss, data, cfg.model.input_size, mv, cfg.eval.batch_size, amp=cfg.train.amp)
     return retrieval_metrics(d, data.positives)
+
+
+test_ranks.__test__ = False  # a library function, not a pytest test
 
 
 # --- training -------------------------------------------------------------------------------------------------------
@@ -227,26 +240,28 @@ class TrainResult:
     loss: nn.Module
     history: list[dict[str, Any]]
     best: dict[str, Any]  # {"epoch": int, "metrics": {...}}
-    wall_time_s: float  # training time of this call (a resumed run counts only its own part)
+    wall_time_s: float  # training time of this call (a resumed run counts only its own part; a cached run its own)
     out_dir: Path | None
+    cached: bool = False  # loaded from the run cache (sbir_core.cache) instead of trained
 
 
-def _optimizer(cfg: RunConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+def _optimizer(cfg: RunConfig, model: nn.Module, loss_fn: nn.Module) -> torch.optim.Optimizer:
+    """The model's parameters with ``train.weight_decay``; the loss's own (HOLEF's W, Mahalanobis' L) without: they
+    have their own regulariser towards the identity, which decay towards zero would fight."""
     t = cfg.train
+    groups = [{"params": list(model.parameters()), "weight_decay": t.weight_decay}]
+    if list(loss_fn.parameters()):
+        groups.append({"params": list(loss_fn.parameters()), "weight_decay": 0.0})
     if t.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
-    raise ValueError(f"unknown optimizer {t.optimizer!r}; choose adam or sgd")
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum)
+    return torch.optim.Adam(groups, lr=t.lr)
 
 
 def _scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
     """Per-epoch learning-rate schedule: ``constant`` (the papers) or ``cosine`` decay to zero over the run."""
-    if cfg.train.schedule == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
     if cfg.train.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.train.epochs)
-    raise ValueError(f"unknown schedule {cfg.train.schedule!r}; choose constant or cosine")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
 
 def _selection_key(metrics: dict[str, float]) -> tuple[float, float]:
@@ -270,10 +285,123 @@ def read_log(run_dir: str | Path) -> list[dict[str, Any]]:
 
 def prepare_data(cfg: RunConfig, split: SplitLike | SplitTensors) -> tuple[SplitTensors, SplitTensors | None]:
     """Render a training split at ``cfg.train.data_size`` and carve the validation split from it."""
-    if cfg.train.data_size < cfg.model.input_size:
-        raise ValueError(f"train.data_size ({cfg.train.data_size}) must be >= model.input_size ({cfg.model.input_size})")
+    validate_config(cfg)
     data = split if isinstance(split, SplitTensors) else SplitTensors.from_split(split, cfg.train.data_size)
+    if data.sketches.shape[1] < cfg.model.input_size:
+        raise ConfigError("train.data_size", f"the data are {data.sketches.shape[1]} px, smaller than "
+                          f"model.input_size ({cfg.model.input_size})")
+    if cfg.train.negatives == "annotated" and data.triplets is None:
+        raise ConfigError("train.negatives", "'annotated' needs a dataset with triplet annotations (QMUL-V1)")
     return carve_validation(data, cfg.train.val_fraction, cfg.seed)
+
+
+@dataclass
+class _State:
+    """Everything a training run changes, as ``fit`` carries it from epoch to epoch and through a checkpoint."""
+
+    model: SBIRModel
+    loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    gen: torch.Generator
+    history: list[dict[str, Any]]
+    best: dict[str, Any]
+    epoch: int = 0
+
+    def checkpoint(self) -> dict[str, Any]:
+        """All weights, optimiser and schedule states, and every random generator (CPU, CUDA, the sampler's)."""
+        return {"epoch": self.epoch, "model": self.model.state_dict(), "loss": self.loss_fn.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(), "generator": self.gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "history": self.history, "best": self.best}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from ``checkpoint()``, loaded to the CPU (``map_location="cpu"``) from any device."""
+        self.model.load_state_dict(state["model"])
+        self.loss_fn.load_state_dict(state["loss"])
+        self.optimizer.load_state_dict(state["optimizer"])  # moves its tensors to the parameters' device
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler.is_enabled() and state["scaler"]:  # a CPU run saves an empty scaler state
+            self.scaler.load_state_dict(state["scaler"])
+        self.gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"][:torch.cuda.device_count()])
+        self.history, self.best, self.epoch = state["history"], state["best"], state["epoch"]
+
+
+def _new_state(cfg: RunConfig, device: torch.device) -> _State:
+    seed_everything(cfg.seed)
+    model = build_model(cfg.model).to(device)
+    loss_fn = build_loss(cfg.loss, model.embed_dim).to(device)
+    optimizer = _optimizer(cfg, model, loss_fn)
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp and device.type == "cuda")
+    return _State(model, loss_fn, optimizer, _scheduler(cfg, optimizer), scaler,
+                  torch.Generator().manual_seed(cfg.seed), [], {"epoch": None, "metrics": None})
+
+
+def _epoch_triplets(cfg: RunConfig, train: SplitTensors, gen: torch.Generator) -> torch.Tensor:
+    if cfg.train.negatives == "annotated":
+        assert train.triplets is not None
+        return sample_annotated(train.triplets, len(train), train.n_photos, cfg.train.hard_ratio, gen)
+    return sample_triplets(train.positives, train.n_photos, gen)
+
+
+def train_epoch(cfg: RunConfig, st: _State, train: SplitTensors, device: torch.device, bar: Any) -> list[float]:
+    """One pass over the training sketches as anchors; returns the loss of every step."""
+    st.model.train()
+    in_batch, size, flip = cfg.train.negatives == "in-batch", cfg.model.input_size, cfg.train.flip
+    losses = []
+    for batch in _batches(_epoch_triplets(cfg, train, st.gen), cfg.train.batch_size):
+        photo_idx = batch[:, 1] if in_batch else torch.cat([batch[:, 1], batch[:, 2]])
+        a = sketch_input(random_views(train.sketches[batch[:, 0]], size, flip, st.gen))
+        p = photo_input(random_views(train.photos[photo_idx], size, flip, st.gen))
+        with torch.autocast(device.type, enabled=st.scaler.is_enabled()):
+            ea, ep = st.model.embed(a.to(device), p.to(device))
+        ea, ep = ea.float(), ep.float()
+        if in_batch:  # every other photo of the batch is a negative of each anchor
+            i, j = in_batch_pairs(batch[:, 1])
+            if len(i) == 0:  # all anchors show one photo: no negatives, nothing to learn from
+                continue
+            loss = st.loss_fn(ea[i], ep[i], ep[j])
+        else:
+            loss = st.loss_fn(ea, *ep.chunk(2))
+        loss = loss + st.loss_fn.regularizer().to(device)
+        st.optimizer.zero_grad(set_to_none=True)
+        st.scaler.scale(loss).backward()
+        st.scaler.step(st.optimizer)
+        st.scaler.update()
+        losses.append(loss.item())
+        bar.update(1)
+        bar.set_postfix(epoch=st.epoch + 1, loss=f"{losses[-1]:.4f}")
+    return losses
+
+
+def _validate(cfg: RunConfig, st: _State, val: SplitTensors, row: dict[str, Any]) -> dict[str, Any] | None:
+    """Score the validation split into ``row``; the weights when this epoch is the best so far, else None."""
+    metrics = evaluate(st.model, st.loss_fn, val, cfg)
+    row.update({f"val_{k}": v for k, v in metrics.items()})
+    if st.best["metrics"] is None or _selection_key(metrics) > _selection_key(st.best["metrics"]):
+        st.best = {"epoch": st.epoch, "metrics": metrics}
+        return _weights(st.model, st.loss_fn)
+    return None
+
+
+@contextlib.contextmanager
+def _torch_settings(threads: int | None) -> Iterator[None]:
+    """Set the CPU thread count for a run and restore it, and the determinism flags, afterwards."""
+    old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old_threads)
+        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
 
 
 def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | None = None,
@@ -282,112 +410,64 @@ def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | N
     """Train ``cfg.model.name`` with ``cfg.loss`` on ``split`` (a training split); see the module docstring.
 
     ``out_dir`` receives ``config.json``, ``last.pt`` (after every epoch), ``best.pt`` and ``log.jsonl``; with
-    ``resume`` an existing ``last.pt`` there is continued. ``stop_after`` ends the call after that many epochs in
-    total (an "interruption" for tests and notebooks), leaving a resumable checkpoint.
+    ``resume`` an existing ``last.pt`` there is continued, whichever device wrote it. ``stop_after`` ends the call
+    after that many epochs in total (an "interruption" for tests and notebooks), leaving a resumable checkpoint.
+    The torch thread count and determinism flags are restored on return.
     """
     device = get_device(device) if not isinstance(device, torch.device) else device
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
     out = Path(out_dir) if out_dir is not None else None
-    if cfg.train.negatives not in ("random", "in-batch"):
-        raise ValueError(f"train.negatives must be 'random' or 'in-batch', got {cfg.train.negatives!r}")
     train, val = prepare_data(cfg, split)
     if train.n_photos < 2:
-        raise ValueError("training needs at least 2 photos")
-
-    seed_everything(cfg.seed)
-    model = build_model(cfg.model).to(device)
-    loss_fn = build_loss(cfg.loss, model.embed_dim).to(device)
-    params = list(model.parameters()) + list(loss_fn.parameters())
-    optimizer = _optimizer(cfg, params)
-    scheduler = _scheduler(cfg, optimizer)
-    use_amp = cfg.train.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    history: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"epoch": None, "metrics": None}
-    start_epoch = 0
-
-    if out is not None:
-        _check_or_write_config(cfg, out)
-        if resume and (out / CHECKPOINT).exists():
-            state = torch.load(out / CHECKPOINT, map_location=device, weights_only=True)
-            model.load_state_dict(state["model"])
-            loss_fn.load_state_dict(state["loss"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            gen.set_state(state["generator"])
-            torch.set_rng_state(state["torch_rng"])
-            history, best, start_epoch = state["history"], state["best"], state["epoch"]
-
-    epochs = cfg.train.epochs if stop_after is None else min(cfg.train.epochs, stop_after)
-    steps_per_epoch = max(1, math.ceil(len(train) / cfg.train.batch_size))
-    # no ``disable=False``: an explicit value would override the TQDM_DISABLE environment variable
-    bar = tqdm(total=(epochs - start_epoch) * steps_per_epoch, desc="train", leave=False,
-               **({} if progress else {"disable": True}))
-    best_state = None
-    t0 = time.perf_counter()
-    for epoch in range(start_epoch + 1, epochs + 1):
-        t_epoch = time.perf_counter()
-        model.train()
-        losses = []
-        for batch in _batches(sample_triplets(train.positives, train.n_photos, gen), cfg.train.batch_size):
-            in_batch = cfg.train.negatives == "in-batch"
-            photo_idx = batch[:, 1] if in_batch else torch.cat([batch[:, 1], batch[:, 2]])
-            a = sketch_input(random_views(train.sketches[batch[:, 0]], cfg.model.input_size, cfg.train.flip, gen))
-            p = photo_input(random_views(train.photos[photo_idx], cfg.model.input_size, cfg.train.flip, gen))
-            with torch.autocast(device.type, enabled=use_amp):
-                ea, ep = model.embed(a.to(device), p.to(device))
-            ea, ep = ea.float(), ep.float()
-            if in_batch:  # every other photo of the batch is a negative of each anchor
-                i, j = in_batch_pairs(batch[:, 1])
-                if len(i) == 0:  # all anchors show one photo: no negatives, nothing to learn from
-                    continue
-                loss = loss_fn(ea[i], ep[i], ep[j])
-            else:
-                loss = loss_fn(ea, *ep.chunk(2))
-            loss = loss + loss_fn.regularizer().to(device)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}")
-        row: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses)),
-                               "lr": optimizer.param_groups[0]["lr"],
-                               "epoch_time_s": round(time.perf_counter() - t_epoch, 3)}
-        scheduler.step()
-        if val is not None and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
-            metrics = evaluate(model, loss_fn, val, cfg)
-            row.update({f"val_{k}": v for k, v in metrics.items()})
-            if best["metrics"] is None or _selection_key(metrics) > _selection_key(best["metrics"]):
-                best = {"epoch": epoch, "metrics": metrics}
-                best_state = _weights(model, loss_fn)
-                if out is not None:
-                    _save({"epoch": epoch, **best_state, "metrics": metrics}, out / BEST)
-            bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", val_acc1=f"{metrics['acc@1']:.3f}")
-        history.append(row)
+        raise ConfigError("train.val_fraction", f"training needs at least 2 photos, {train.n_photos} are left")
+    with _torch_settings(cfg.train.num_threads):
+        st = _new_state(cfg, device)
         if out is not None:
-            if val is None:  # without validation the latest weights are the selected ones
-                best = {"epoch": epoch, "metrics": None}
-                _save({"epoch": epoch, **_weights(model, loss_fn), "metrics": None}, out / BEST)
-            _save({"epoch": epoch, "model": model.state_dict(), "loss": loss_fn.state_dict(),
-                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "generator": gen.get_state(),
-                   "torch_rng": torch.get_rng_state(), "history": history, "best": best}, out / CHECKPOINT)
-            _write_log(history, out / LOG)
-    bar.close()
-    wall = time.perf_counter() - t0
+            _check_or_write_config(cfg, out)
+            if resume and (out / CHECKPOINT).exists():
+                st.restore(torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True))
+        epochs = cfg.train.epochs if stop_after is None else min(cfg.train.epochs, stop_after)
+        steps = max(1, math.ceil(len(train) / cfg.train.batch_size))
+        # no ``disable=False``: an explicit value would override the TQDM_DISABLE environment variable
+        bar = tqdm(total=(epochs - st.epoch) * steps, desc="train", leave=False,
+                   **({} if progress else {"disable": True}))
+        best_state, t0 = None, time.perf_counter()
+        while st.epoch < epochs:
+            t_epoch = time.perf_counter()
+            losses = train_epoch(cfg, st, train, device, bar)
+            st.epoch += 1
+            row: dict[str, Any] = {"epoch": st.epoch, "train_loss": float(np.mean(losses)),
+                                   "lr": st.optimizer.param_groups[0]["lr"],
+                                   "epoch_time_s": round(time.perf_counter() - t_epoch, 3)}
+            st.scheduler.step()
+            if val is not None and (st.epoch % cfg.train.eval_every == 0 or st.epoch == cfg.train.epochs):
+                improved = _validate(cfg, st, val, row)
+                if improved is not None:
+                    best_state = improved
+                    if out is not None:
+                        _save({"epoch": st.epoch, **improved, "metrics": st.best["metrics"]}, out / BEST)
+                bar.set_postfix(epoch=st.epoch, loss=f"{row['train_loss']:.4f}", val_acc1=f"{row['val_acc@1']:.3f}")
+            st.history.append(row)
+            if out is not None:
+                _checkpoint(st, out, with_validation=val is not None)
+        bar.close()
+        wall = time.perf_counter() - t0
+        if val is not None and st.best["epoch"] is not None:  # hand back the selected weights
+            if best_state is None and out is not None:
+                best_state = torch.load(out / BEST, map_location="cpu", weights_only=True)
+            if best_state is not None:
+                st.model.load_state_dict(best_state["model"])
+                st.loss_fn.load_state_dict(best_state["loss"])
+    st.model.eval()
+    return TrainResult(st.model, st.loss_fn, st.history, st.best, wall, out)
 
-    if val is not None and best["epoch"] is not None:  # hand back the selected weights
-        if best_state is None and out is not None:
-            best_state = torch.load(out / BEST, map_location=device, weights_only=True)
-        if best_state is not None:
-            model.load_state_dict(best_state["model"])
-            loss_fn.load_state_dict(best_state["loss"])
-    model.eval()
-    return TrainResult(model, loss_fn, history, best, wall, out)
+
+def _checkpoint(st: _State, out: Path, with_validation: bool) -> None:
+    """``last.pt`` and ``log.jsonl`` after every epoch; without validation the latest weights are the selected ones."""
+    if not with_validation:
+        st.best = {"epoch": st.epoch, "metrics": None}
+        _save({"epoch": st.epoch, **_weights(st.model, st.loss_fn), "metrics": None}, out / BEST)
+    _save(st.checkpoint(), out / CHECKPOINT)
+    _write_log(st.history, out / LOG)
 
 
 def _weights(model: nn.Module, loss_fn: nn.Module) -> dict[str, Any]:
@@ -407,12 +487,26 @@ def _batches(triplets: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
 def _check_or_write_config(cfg: RunConfig, out: Path) -> None:
     path = out / CONFIG
     if path.exists():
-        saved = json.loads(path.read_text())
-        if saved != json.loads(cfg.to_json()):
-            raise ValueError(f"{path}: the run folder holds a run with a different configuration; use a new folder")
+        try:
+            saved = json.loads(path.read_text())
+        except ValueError:
+            raise ConfigError("--out", f"{path} is not a run configuration") from None
+        mine = json.loads(cfg.to_json())
+        if saved != mine:
+            keys = sorted(_diff_keys(saved, mine))
+            raise ConfigError("--out", f"{out} holds a run trained with other settings ({', '.join(keys)}); "
+                              "use a new run folder")
         return
     with atomic_path(path) as tmp:
         tmp.write_text(cfg.to_json() + "\n")
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Dotted keys where two configuration dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted(set(a) | set(b))
+                for k in _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [] if a == b else [prefix.rstrip(".")]
 
 
 # --- loading a trained run ------------------------------------------------------------------------------------------
@@ -428,7 +522,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "auto",
     loss_fn = build_loss(cfg.loss, model.embed_dim).to(device)
     if not (run_dir / checkpoint).exists():
         raise FileNotFoundError(f"{run_dir / checkpoint}: no checkpoint yet (the run has not finished an epoch)")
-    state = torch.load(run_dir / checkpoint, map_location=device, weights_only=True)
+    state = torch.load(run_dir / checkpoint, map_location="cpu", weights_only=True)
     model.load_state_dict(state["model"])
     loss_fn.load_state_dict(state["loss"])
     model.eval()
@@ -453,6 +547,6 @@ def device_description(device: torch.device) -> str:
     return f"cpu: {torch.get_num_threads()} threads"
 
 
-__all__ = ["SplitTensors", "TrainResult", "build_loss", "carve_validation", "device_description",
-           "distance_matrix", "eval_views", "evaluate", "fit", "git_commit", "load_run", "prepare_data",
-           "in_batch_pairs", "random_views", "read_log", "sample_triplets", "split_counts", "validation_photos"]
+__all__ = ["SplitTensors", "TrainResult", "carve_validation", "device_description", "distance_matrix", "eval_views",
+           "evaluate", "fit", "git_commit", "in_batch_pairs", "load_run", "prepare_data", "random_views", "read_log",
+           "sample_annotated", "sample_triplets", "split_counts", "test_ranks", "train_epoch", "validation_photos"]

@@ -68,7 +68,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "r"), "--set", "train.nope=1"]) == 2
     assert "unknown configuration field" in capsys.readouterr().err
     assert main(["train", "--model", "nope", "--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
-    assert "unknown model" in capsys.readouterr().err
+    assert "model.name: 'nope' is not one of" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "norun"), "--data", str(tmp_path)]) == 2
     assert "config.json" in capsys.readouterr().err
 
@@ -82,3 +82,37 @@ def test_eval_json_is_one_object(tmp_path, capsys, flag):
     assert main(["eval", str(run), "--data", str(data), flag, "--no-multiview"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["multiview"] is False
+
+
+@pytest.mark.parametrize("sets, key", [(["train.data_size=16"], "train.data_size"),
+                                       (["train.optimizer=rmsprop"], "train.optimizer"),
+                                       (["train.epochs=three"], "train.epochs"),
+                                       (["loss.options={\"l3\": 1}", "loss.name=holef"], "loss.options")])
+def test_configuration_mistakes_exit_2_naming_the_key(tmp_path, capsys, sets, key):
+    data = write_tiny_v2(tmp_path / "tiny")
+    args = [a for s in sets for a in ("--set", s)]
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sbir: error: {key}: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_run_folder_of_another_configuration_is_refused(tmp_path, capsys):
+    data = write_tiny_v2(tmp_path / "tiny")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), *TINY]) == 0
+    config = (run / "config.json").read_text()
+    assert main(["train", "--data", str(data), "--out", str(run), *TINY, "--set", "train.lr=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "other settings (train.lr)" in err and err.count("\n") == 1
+    assert (run / "config.json").read_text() == config
+
+
+def test_an_unavailable_device_exits_2(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    data = write_tiny_v2(tmp_path / "tiny")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--device", "cuda"]) == 2
+    assert capsys.readouterr().err.startswith("sbir: error: --device: ")

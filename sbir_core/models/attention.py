@@ -80,8 +80,10 @@ class CoarseFineFusion(nn.Module):
         return torch.cat([fine, coarse], dim=1)
 
 
-#: Where attention goes by default: IJCV after Mixed_7b of InceptionV3, DSSA on the pool5 map of Sketch-a-Net.
-DEFAULT_ATTENTION_AT = {"inception_v3": "Mixed_7b", "sketchanet": "pool5", "compact": "block4", "vgg16": "conv5_3"}
+#: Where attention goes by default: IJCV after Mixed_7b of InceptionV3, so that the last block (Mixed_7c) follows it
+#: and fusion joins a mid-level attended map with the final feature; DSSA on the pool5 map of Sketch-a-Net; on the
+#: compact CNN, after block3, with block4 following (as IJCV); never on the final map, which would fuse it with itself.
+DEFAULT_ATTENTION_AT = {"inception_v3": "Mixed_7b", "sketchanet": "pool5", "compact": "block3", "vgg16": "conv5_3"}
 #: The 1x1 reduction before fusion: IJCV reduces 2048 -> 512 channels; DSSA pools the attended map as it is.
 DEFAULT_FUSION_CHANNELS = {"inception_v3": 512, "vgg16": 256}
 
@@ -164,7 +166,9 @@ def build_attention_net(cfg: ModelConfig, attention: bool, fusion: bool) -> Embe
         head = FusionHead(head, at, backbone.channels[at],
                           opts.get("fusion_channels", DEFAULT_FUSION_CHANNELS.get(cfg.backbone)),
                           normalize_parts=bool(opts.get("normalize_parts", True)))
-    return EmbeddingNet(backbone, head)
+    # Fusion with normalised parts gives a vector of norm sqrt(2), as the official DSSA code feeds its loss; normalising
+    # it again would halve the squared distances and so double the effective margin.
+    return EmbeddingNet(backbone, head, normalize=not (fusion and head.fusion.normalize_parts))
 
 
 def _register(name: str, attention: bool, fusion: bool, what: str) -> None:
