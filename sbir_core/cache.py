@@ -1,0 +1,155 @@
+"""The run cache: a trained model is stored once and loaded wherever the same training is asked for again.
+
+``cached_fit(cfg, train)`` is ``fit(cfg, train)`` behind a cache keyed by everything that determines the trained
+weights: the run configuration, a fingerprint of the training tensors (every byte of the sketches, photos and
+labels), the source of the training code (``TRAINING_CODE``), the torch version and the device type. Chapter 04's
+Euclidean runs are chapter 03's Full runs, and later chapters load chapter 02's model, in ``make book`` and in
+``make test`` alike.
+
+An entry is a folder ``<cache>/<key>/`` with ``weights.pt`` (the selected weights of the model and the loss),
+``run.json`` (history, selected epoch, training time, the key's parts) and ``checksums.json`` (SHA-256 of both). It is
+written to a temporary folder and renamed into place, so a crash leaves no half entry. An entry whose files are
+missing, truncated or fail their checksum is reported in one line on stderr and retrained; it is never used.
+
+The cache lives in ``$SBIR_CACHE`` if set (``off`` disables it), else in ``runs/cache`` of a source checkout (git
+ignores ``runs/``), else in ``~/.cache/sbir_core/runs``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sbir_core.config import RunConfig
+from sbir_core.losses import build_loss
+from sbir_core.models import build_model
+from sbir_core.runtime import get_device
+from sbir_core.train import SplitTensors, TrainResult, fit
+
+#: The package sources that decide what training produces (relative to ``sbir_core/``).
+TRAINING_CODE = ("train.py", "config.py", "losses.py", "runtime.py", "models")
+FILES = ("weights.pt", "run.json")
+MANIFEST = "checksums.json"
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def cache_dir() -> Path | None:
+    """Where entries live (see the module docstring); None when ``SBIR_CACHE=off``."""
+    env = os.environ.get("SBIR_CACHE")
+    if env:
+        return None if env.strip().lower() == "off" else Path(env)
+    repo = _PACKAGE.parent
+    if (repo / "pyproject.toml").is_file():
+        return repo / "runs" / "cache"
+    return Path.home() / ".cache" / "sbir_core" / "runs"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def code_version() -> str:
+    """SHA-256 of the training code's sources (``TRAINING_CODE``)."""
+    digest = hashlib.sha256()
+    for entry in TRAINING_CODE:
+        path = _PACKAGE / entry
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(str(file.relative_to(_PACKAGE)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def data_fingerprint(data: SplitTensors) -> str:
+    """SHA-256 of every byte of a training split: sketches, photos, positives and photo names."""
+    digest = hashlib.sha256()
+    for t in (data.sketches, data.photos, data.positives):
+        digest.update(str((t.dtype, tuple(t.shape))).encode())
+        digest.update(t.contiguous().numpy().tobytes())
+    digest.update(json.dumps(data.photo_names).encode())
+    return digest.hexdigest()
+
+
+def cache_key(cfg: RunConfig, data: SplitTensors, device: torch.device) -> tuple[str, dict[str, Any]]:
+    """The entry name and the parts it is made of."""
+    parts = {"config": cfg.to_dict(), "data": data_fingerprint(data), "code": code_version(),
+             "torch": torch.__version__, "device": device.type}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32], parts
+
+
+def _damage(entry: Path) -> str | None:
+    """Why ``entry`` cannot be used, or None when every file is there and matches its checksum."""
+    try:
+        manifest = json.loads((entry / MANIFEST).read_text())
+    except (OSError, ValueError) as err:
+        return f"{MANIFEST} unreadable ({type(err).__name__})"
+    for name in FILES:
+        if not (entry / name).is_file():
+            return f"{name} missing"
+        if manifest.get(name) != _sha256(entry / name):
+            return f"{name} fails its checksum"
+    return None
+
+
+def _load(entry: Path, cfg: RunConfig, device: torch.device) -> TrainResult:
+    info = json.loads((entry / "run.json").read_text())
+    state = torch.load(entry / "weights.pt", map_location="cpu", weights_only=True)
+    model = build_model(cfg.model)
+    loss = build_loss(cfg.loss, model.embed_dim)
+    model.load_state_dict(state["model"])
+    loss.load_state_dict(state["loss"])
+    model.to(device).eval()
+    loss.to(device)
+    return TrainResult(model, loss, info["history"], info["best"], info["wall_time_s"], None, cached=True)
+
+
+def _store(entry: Path, result: TrainResult, parts: dict[str, Any]) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+    try:
+        cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}  # noqa: E731
+        torch.save({"model": cpu(result.model.state_dict()), "loss": cpu(result.loss.state_dict())},
+                   tmp / "weights.pt")
+        info = {"history": result.history, "best": result.best, "wall_time_s": result.wall_time_s, "key": parts}
+        (tmp / "run.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+        (tmp / MANIFEST).write_text(json.dumps({n: _sha256(tmp / n) for n in FILES}, indent=1) + "\n")
+        if entry.exists():  # a damaged entry: replace it, but only if it holds nothing the cache did not write
+            stray = sorted(p.name for p in entry.iterdir() if p.name not in (*FILES, MANIFEST))
+            if stray:
+                raise RuntimeError(f"{entry}: not a run-cache entry (holds {stray}); move it away or set SBIR_CACHE")
+            shutil.rmtree(entry)
+        os.replace(tmp, entry)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cached_fit(cfg: RunConfig, train: SplitTensors, device: str | torch.device = "auto",
+               progress: bool = True) -> TrainResult:
+    """``fit(cfg, train)`` (no run folder), or the stored result of the same training; see the module docstring."""
+    device = get_device(device) if not isinstance(device, torch.device) else device
+    root = cache_dir()
+    if root is None:
+        return fit(cfg, train, device=device, progress=progress)
+    key, parts = cache_key(cfg, train, device)
+    entry = root / key
+    if entry.exists():
+        problem = _damage(entry)
+        if problem is None:
+            return _load(entry, cfg, device)
+        print(f"run cache: {entry}: damaged ({problem}); retraining", file=sys.stderr)
+    result = fit(cfg, train, device=device, progress=progress)
+    _store(entry, result, parts)
+    return result
+
+
+__all__ = ["TRAINING_CODE", "cache_dir", "cache_key", "cached_fit", "code_version", "data_fingerprint"]
