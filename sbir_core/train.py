@@ -191,7 +191,7 @@ def embed(encode: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, 
         n = chunk.shape[0]
         x = crop_views(chunk, size, torch.full((n,), top), torch.full((n,), left), torch.full((n,), flip))
         with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
-            out.append(encode(to_input(x.to(device))).float())
+            out.append(encode(to_input(x.to(device)).contiguous(memory_format=torch.channels_last)).float())
     return torch.cat(out)
 
 
@@ -335,7 +335,8 @@ class _State:
 
 def _new_state(cfg: RunConfig, device: torch.device) -> _State:
     seed_everything(cfg.seed)
-    model = build_model(cfg.model).to(device)
+    # channels-last convolutions: about 1.2-1.4x faster on the CPU (oneDNN), and the layout AMP wants on CUDA
+    model = build_model(cfg.model).to(device, memory_format=torch.channels_last)
     loss_fn = build_loss(cfg.loss, model.embed_dim).to(device)
     optimizer = _optimizer(cfg, model, loss_fn)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp and device.type == "cuda")
@@ -360,7 +361,7 @@ def train_epoch(cfg: RunConfig, st: _State, train: SplitTensors, device: torch.d
         a = sketch_input(random_views(train.sketches[batch[:, 0]], size, flip, st.gen))
         p = photo_input(random_views(train.photos[photo_idx], size, flip, st.gen))
         with torch.autocast(device.type, enabled=st.scaler.is_enabled()):
-            ea, ep = st.model.embed(a.to(device), p.to(device))
+            ea, ep = st.model.embed(*(x.to(device, memory_format=torch.channels_last) for x in (a, p)))
         ea, ep = ea.float(), ep.float()
         if in_batch:  # every other photo of the batch is a negative of each anchor
             i, j = in_batch_pairs(batch[:, 1])
