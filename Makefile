@@ -12,12 +12,16 @@ STAMP  := $(VENV)/.installed
 export TQDM_DISABLE := 1
 export PYTHONHASHSEED := 0
 export MPLBACKEND := module://matplotlib_inline.backend_inline
+# The chapters' training-dependent figures are checked against their committed records (README, "Testing contract");
+# `make records` rewrites them.
+export SBIR_RECORD ?= check
 
-.PHONY: help install data notebooks book html test unit nbval book-check clean
+.PHONY: help install data notebooks records book html test unit nbval book-check clean
 
 help:
 	@echo "make book   execute the notebooks (only those whose inputs changed) and build _build/html"
 	@echo "make test   unit tests + nbval on the stored notebook outputs + a book build check"
+	@echo "make records  re-execute every chapter and rewrite its record of training-dependent figures"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +36,9 @@ data: $(STAMP)
 
 notebooks: data
 	$(PY) tools/execute_notebooks.py
+
+records: data
+	SBIR_RECORD=write $(PY) tools/execute_notebooks.py --force
 
 html: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W --keep-going --quiet
@@ -55,4 +62,4 @@ book-check: $(STAMP)
 test: unit nbval book-check
 
 clean:
-	rm -rf _build
+	rm -rf _build runs/cache

@@ -4,8 +4,11 @@
     python tools/execute_notebooks.py --force    # all of them
     python tools/execute_notebooks.py notebooks/01_datasets.ipynb   # just these (always executed)
 
-A notebook is skipped when the hash of its inputs (its cells' sources and tags, the `sbir_core` sources, the
-synthetic data, the committed results) matches the stamp left by its last successful run in `_build/.nbstamps/`.
+A notebook is skipped when the hash of its inputs (its cells' sources and tags, its record, the `sbir_core` sources,
+the synthetic data, the committed results) matches the stamp left by its last successful run in `_build/.nbstamps/`.
+`SBIR_RECORD` (default `check`) says what the chapters do with their records of training-dependent figures
+(`sbir_core.record`). Each run's wall time is kept in `notebooks/execution_times.json`, and a chapter over
+`BUDGET_SHARE` of the book's total execution time is reported as an error.
 Each notebook is executed into a temporary file with its `parameters` defaults (the fast CPU profile), volatile
 metadata (papermill timings, widget state) is stripped, and only then does it replace the notebook: a failed run
 leaves the stored notebook untouched.
@@ -24,10 +27,15 @@ import nbformat
 import papermill
 import yaml
 
+from sbir_core.runtime import atomic_path
+
 ROOT = Path(__file__).resolve().parents[1]
 STAMPS = ROOT / "_build" / ".nbstamps"
 # Inputs that every notebook depends on, besides its own cells.
 SHARED_INPUTS = ("sbir_core", "data/synthetic", "results")
+TIMES = ROOT / "notebooks" / "execution_times.json"
+#: No chapter may take more than this share of the whole book's execution time (README, "Testing contract").
+BUDGET_SHARE = 0.3
 
 
 def toc_notebooks() -> list[Path]:
@@ -63,6 +71,8 @@ def input_hash(notebook: Path) -> str:
     digest = hashlib.sha256()
     for cell in nb.cells:
         digest.update(json.dumps([cell.cell_type, cell.source, cell.metadata.get("tags", [])]).encode())
+    record = notebook.with_suffix(".record.json")
+    digest.update(record.read_bytes() if record.exists() else b"no record")
     for shared in SHARED_INPUTS:
         _tree_digest(ROOT / shared, digest)
     return digest.hexdigest()
@@ -105,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     force = args.force or bool(args.notebooks)
     STAMPS.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TQDM_DISABLE", "1")  # progress bars belong to interactive runs, not to stored outputs
+    os.environ.setdefault("SBIR_RECORD", "check")
+    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
     for notebook in chosen:
         if not notebook.exists():
             print(f"execute_notebooks: error: {notebook}: no such notebook", file=sys.stderr)
@@ -123,8 +135,23 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
             return 1
         stamp.write_text(input_hash(notebook))
+        times[notebook.stem] = round(seconds, 1)
+        with atomic_path(TIMES) as tmp:
+            tmp.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
         print(f"[done] {name} in {seconds:.1f} s", flush=True)
-    return 0
+    return check_budget(times)
+
+
+def check_budget(times: dict[str, float]) -> int:
+    """Print each chapter's share of the book's execution time; 1 if one is over ``BUDGET_SHARE``."""
+    total = sum(times.values())
+    over = {k: t / total for k, t in times.items() if total and t / total > BUDGET_SHARE}
+    print("execution time: " + ", ".join(f"{k[:2]} {t:.0f} s ({100 * t / total:.0f}%)" for k, t in
+                                         sorted(times.items())) + f"; total {total:.0f} s")
+    for name, share in over.items():
+        print(f"execute_notebooks: error: {name} takes {100 * share:.0f}% of the book's execution time, over the "
+              f"budget of {100 * BUDGET_SHARE:.0f}% (README, 'Testing contract')", file=sys.stderr)
+    return 1 if over else 0
 
 
 if __name__ == "__main__":
