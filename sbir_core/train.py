@@ -392,17 +392,24 @@ def _validate(cfg: RunConfig, st: _State, val: SplitTensors, row: dict[str, Any]
 
 
 @contextlib.contextmanager
-def _torch_settings(threads: int | None) -> Iterator[None]:
-    """Set the CPU thread count for a run and restore it, and the determinism flags, afterwards."""
+def _torch_settings(threads: int | None, device: torch.device) -> Iterator[None]:
+    """For one run: the CPU thread count, and deterministic algorithms (without them, two CPU threads accumulating
+    index gradients give different bits run after run), without their debugging fill of every new tensor (10% of a
+    step, and it changes no result); all restored afterwards."""
+    import torch.utils.deterministic as det
+
     old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    old_warn, old_fill = torch.is_deterministic_algorithms_warn_only_enabled(), det.fill_uninitialized_memory
     if threads:
         torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    det.fill_uninitialized_memory = False
     try:
         yield
     finally:
         torch.set_num_threads(old_threads)
         torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
+        det.fill_uninitialized_memory = old_fill
 
 
 def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | None = None,
@@ -420,7 +427,7 @@ def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | N
     train, val = prepare_data(cfg, split)
     if train.n_photos < 2:
         raise ConfigError("train.val_fraction", f"training needs at least 2 photos, {train.n_photos} are left")
-    with _torch_settings(cfg.train.num_threads):
+    with _torch_settings(cfg.train.num_threads, device):
         st = _new_state(cfg, device)
         if out is not None:
             _check_or_write_config(cfg, out)

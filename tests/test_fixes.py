@@ -117,3 +117,21 @@ def test_ranksvm_starts_and_stays_near_the_unlearned_ranking():
     sketches = photos[np.repeat(np.arange(30), 2)] + rng.normal(0, 0.05, (60, 20))
     svm = RankSVM(lam=1.0).fit(sketches, photos, np.repeat(np.arange(30), 2))
     assert float((svm.w - 1).abs().mean()) < 0.5  # pulled towards w = 1, not towards 0
+
+
+def test_resume_loads_checkpoints_to_the_cpu_whatever_the_device(tmp_path, monkeypatch):
+    """The device-moving path: a checkpoint is read with map_location="cpu" (generator states must stay CPU byte
+    tensors; the old map_location=device sent them to CUDA), and the scaler state of a CPU run is empty, which a CUDA
+    run must not try to load."""
+    cfg = tiny_config()
+    fit(cfg, FakeSplit(), tmp_path, stop_after=1, progress=False)
+    seen = []
+    real_load = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **kw: seen.append(kw.get("map_location")) or real_load(*a, **kw))
+    fit(cfg, FakeSplit(), tmp_path, progress=False)
+    assert seen and set(seen) == {"cpu"}
+    from sbir_core.train import _new_state
+
+    st = _new_state(cfg, torch.device("cpu"))
+    st.scaler = torch.amp.GradScaler("cuda", enabled=False)
+    st.restore(real_load(tmp_path / "last.pt", map_location="cpu", weights_only=True))  # {} scaler: no error
