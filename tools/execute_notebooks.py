@@ -8,7 +8,7 @@ A notebook is skipped when the hash of its inputs (its cells' sources and tags, 
 the synthetic data, the committed results) matches the stamp left by its last successful run in `_build/.nbstamps/`.
 `SBIR_RECORD` (default `check`) says what the chapters do with their records of training-dependent figures
 (`sbir_core.record`). Each run's wall time is kept in `notebooks/execution_times.json`, and a chapter over
-`BUDGET_SHARE` of the book's total execution time is reported as an error.
+its budget (`budget()`) of the book's total execution time is reported as an error.
 Each notebook is executed into a temporary file with its `parameters` defaults (the fast CPU profile), volatile
 metadata (papermill timings, widget state) is stripped, and only then does it replace the notebook: a failed run
 leaves the stored notebook untouched.
@@ -34,8 +34,15 @@ STAMPS = ROOT / "_build" / ".nbstamps"
 # Inputs that every notebook depends on, besides its own cells.
 SHARED_INPUTS = ("sbir_core", "data/synthetic", "results")
 TIMES = ROOT / "notebooks" / "execution_times.json"
-#: No chapter may take more than this share of the whole book's execution time (README, "Testing contract").
-BUDGET_SHARE = 0.3
+#: No chapter may take more than this share of the whole book's execution time (README, "Testing contract")...
+BUDGET_SHARE = 0.2
+#: ... except the chapters written before the budget, capped a little above their share when it was introduced.
+EARLIER_SHARES = {"02_triplet_baseline": 0.35, "03_attention_and_fusion": 0.45, "04_holef": 0.25}
+
+
+def budget(stem: str) -> float:
+    """The largest share of the book's execution time the chapter ``stem`` may take."""
+    return EARLIER_SHARES.get(stem, BUDGET_SHARE)
 
 
 def toc_notebooks() -> list[Path]:
@@ -143,14 +150,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check_budget(times: dict[str, float]) -> int:
-    """Print each chapter's share of the book's execution time; 1 if one is over ``BUDGET_SHARE``."""
+    """Print each chapter's share of the book's execution time; 1 if one is over its ``budget``."""
     total = sum(times.values())
-    over = {k: t / total for k, t in times.items() if total and t / total > BUDGET_SHARE}
+    over = {k: t / total for k, t in times.items() if total and t / total > budget(k)}
     print("execution time: " + ", ".join(f"{k[:2]} {t:.0f} s ({100 * t / total:.0f}%)" for k, t in
                                          sorted(times.items())) + f"; total {total:.0f} s")
     for name, share in over.items():
-        print(f"execute_notebooks: error: {name} takes {100 * share:.0f}% of the book's execution time, over the "
-              f"budget of {100 * BUDGET_SHARE:.0f}% (README, 'Testing contract')", file=sys.stderr)
+        print(f"execute_notebooks: error: {name} takes {100 * share:.0f}% of the book's execution time, over its "
+              f"budget of {100 * budget(name):.0f}% (README, 'Testing contract')", file=sys.stderr)
     return 1 if over else 0
 
 
