@@ -2,7 +2,8 @@
 
     python results/run_shallow_baselines.py ../shared/data/qmul-v1/shoes results/shallow_baselines_shoes_v1.json
 
-Trains the ranking SVM on the training split and evaluates every method on the official test split. The record
+Trains the ranking SVM on the training split (its regulariser weight chosen on held-out training photos) and
+evaluates every method on the official test split. The record
 holds the metrics and their provenance (dataset counts, commit, device, wall time); never any data.
 """
 from __future__ import annotations

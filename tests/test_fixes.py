@@ -135,3 +135,20 @@ def test_resume_loads_checkpoints_to_the_cpu_whatever_the_device(tmp_path, monke
     st = _new_state(cfg, torch.device("cpu"))
     st.scaler = torch.amp.GradScaler("cuda", enabled=False)
     st.restore(real_load(tmp_path / "last.pt", map_location="cpu", weights_only=True))  # {} scaler: no error
+
+
+def test_ranksvm_chooses_its_regulariser_on_held_out_photos():
+    from sbir_core.baselines import LAMBDAS, RankSVM, select_lambda
+
+    rng = np.random.default_rng(1)
+    photos = rng.random((100, 12))
+    positives = np.repeat(np.arange(100), 2)
+    noise = rng.normal(0, 1.0, (200, 12))
+    noise[:, :4] *= 0.02  # the first four features are reliable: a learned w can weight them up
+    sketches = photos[positives] + noise
+    lam = select_lambda(sketches, photos, positives)
+    assert lam in LAMBDAS and lam < max(LAMBDAS)  # learning helps here, so a weak regulariser wins
+    svm = RankSVM().fit(sketches, photos, positives)
+    assert svm.lam == lam and float(svm.w[:4].mean()) > float(svm.w[4:].mean())
+    junk = rng.random((200, 12))  # sketches unrelated to their photos: nothing to learn
+    assert select_lambda(junk, photos, positives) in LAMBDAS
