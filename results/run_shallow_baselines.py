@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 
 import torch
@@ -43,7 +44,7 @@ def main() -> None:
         "dataset": {"name": data.name, "format": data.format, "root": args.data,
                     "counts": {s: {"sketches": len(getattr(data, s)), "photos": len(getattr(data, s).photo_names)}
                                for s in ("train", "test")}},
-        "commit": git_commit(), "device": f"cpu: {torch.get_num_threads()} threads ({platform.machine()})",
+        "command": "python results/run_shallow_baselines.py " + " ".join(sys.argv[1:]), "commit": git_commit(), "device": f"cpu: {torch.get_num_threads()} threads ({platform.machine()})",
         "wall_time_s": round(time.perf_counter() - t0, 1),
     }
     with atomic_path(args.out) as tmp:
