@@ -2,7 +2,8 @@
 
 ``cached_fit(cfg, train)`` is ``fit(cfg, train)`` behind a cache keyed by everything that determines the trained
 weights: the run configuration, a fingerprint of the training tensors (every byte of the sketches, photos and
-labels), the source of the training code (``TRAINING_CODE``), the torch version and the device type. Chapter 04's
+labels), the source of the training code (``TRAINING_CODE``), the torch version, the device type and, on the CPU,
+the kernel set and thread count (each takes another float path). Chapter 04's
 Euclidean runs are chapter 03's Full runs, and later chapters load chapter 02's model, in ``make book`` and in
 ``make test`` alike.
 
@@ -82,8 +83,12 @@ def data_fingerprint(data: SplitTensors) -> str:
 
 def cache_key(cfg: RunConfig, data: SplitTensors, device: torch.device) -> tuple[str, dict[str, Any]]:
     """The entry name and the parts it is made of."""
+    threads = cfg.train.num_threads or torch.get_num_threads()
     parts = {"config": cfg.to_dict(), "data": data_fingerprint(data), "code": code_version(),
-             "torch": torch.__version__, "device": device.type}
+             "torch": torch.__version__, "device": device.type,
+             # the float path: another kernel set (ATEN_CPU_CAPABILITY) or thread count trains another model
+             "kernels": torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else torch.version.cuda,
+             "threads": threads if device.type == "cpu" else None}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32], parts
 
 

@@ -101,6 +101,12 @@ def test_cache_key_covers_config_data_and_code(data, monkeypatch):
     changed = SplitTensors(data.sketches.clone(), data.photos, data.positives, data.photo_names)
     changed.sketches[0, 0, 0] ^= 1
     assert cache.cache_key(cfg, changed, cpu)[0] != key
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
+    assert cache.cache_key(cfg, data, cpu)[0] != key  # another thread count takes another float path
+    monkeypatch.undo()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert cache.cache_key(cfg, data, cpu)[0] != key
+    monkeypatch.undo()
     monkeypatch.setattr(cache, "code_version", lambda: "other code")
     assert cache.cache_key(cfg, data, cpu)[0] != key
 
