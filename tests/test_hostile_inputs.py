@@ -3,10 +3,12 @@
 The files come from the internet, so they are treated as an attacker's: pickles that build object arrays from raw
 bytes (pointers of the attacker's choosing), call other globals, or declare sizes far beyond their data; MATLAB files
 with cell arrays; and the ordinary breakage of truncated files, NaN or infinite points, empty strokes and missing
-photos. Each case runs ``sbir data info`` in a child process, so a crash (a segmentation fault) fails the test
-instead of killing the test run."""
+photos. Each case runs ``sbir data info``; those that would corrupt memory run it in a child process, so that a
+crash (a segmentation fault) fails the test instead of killing the test run."""
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pickle
 import subprocess
@@ -64,22 +66,36 @@ V2_PICKLES = {
 }
 
 
-def run_info(root: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    return subprocess.run([sys.executable, "-m", "sbir_core", "data", "info", str(root)], capture_output=True,
-                          text=True, env=env, timeout=120)
+#: Cases that corrupt memory if the unpickler lets them through: these run in a child process, so a crash (a
+#: segmentation fault) fails the test instead of the test run. The rest run in-process, which is 20 times faster.
+IN_A_CHILD = {"object array built from bytes", "object array from bytes as a sketch"}
+
+
+def run_info(root: Path, child: bool) -> tuple[int, str]:
+    """``sbir data info ROOT``: (exit status, stderr)."""
+    if child:
+        env = {**os.environ, "TQDM_DISABLE": "1"}
+        out = subprocess.run([sys.executable, "-m", "sbir_core", "data", "info", str(root)], capture_output=True,
+                             text=True, env=env, timeout=120)
+        return out.returncode, out.stderr
+    from sbir_core.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(["data", "info", str(root)])
+    return code, err.getvalue()
 
 
 def listing(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def assert_refused(root: Path, names: str) -> None:
+def assert_refused(root: Path, names: str, child: bool = False) -> None:
     before = listing(root)
-    out = run_info(root)
-    assert out.returncode == 2, (out.returncode, out.stderr[-500:])
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in out.stderr and names in lines[0], out.stderr
+    code, stderr = run_info(root, child)
+    assert code == 2, (code, stderr[-500:])
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr and names in lines[0], stderr
     assert listing(root) == before, "nothing may be written or changed"
 
 
@@ -88,7 +104,7 @@ def test_hostile_v2_coordinate_pickles(tmp_path, case):
     root = tmp_path / "ChairV2"
     good = make_v2(root)
     (root / "ChairV2_Coordinate").write_bytes(V2_PICKLES[case](good))
-    assert_refused(root, "ChairV2_Coordinate")
+    assert_refused(root, "ChairV2_Coordinate", child=case in IN_A_CHILD)
 
 
 def test_missing_photo_and_unreadable_coordinates(tmp_path):
