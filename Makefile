@@ -23,10 +23,11 @@ help:
 	@echo "make test   unit tests + nbval on the stored notebook outputs + a book build check"
 	@echo "make records  re-execute every chapter and rewrite its record of training-dependent figures"
 
+# uv installs the same pinned versions as pip (constraints.txt), with parallel downloads: 23 s instead of 65 s here.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[book,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt uv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -c constraints.txt -e ".[book,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)
