@@ -104,7 +104,8 @@ def test_cache_key_covers_config_data_and_code(data, monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
     assert cache.cache_key(cfg, data, cpu)[0] != key  # another thread count takes another float path
     monkeypatch.undo()
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    other = "DEFAULT" if torch.backends.cpu.get_cpu_capability() != "DEFAULT" else "AVX2"
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: other)
     assert cache.cache_key(cfg, data, cpu)[0] != key
     monkeypatch.undo()
     monkeypatch.setattr(cache, "code_version", lambda: "other code")
