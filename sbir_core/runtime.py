@@ -34,6 +34,14 @@ def seed_everything(seed: int) -> None:
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
+def progress_disabled(progress: bool = True) -> bool:
+    """Whether a progress bar should stay hidden: ``progress=False``, or ``TQDM_DISABLE`` set (as ``make`` does).
+
+    Passed to tqdm explicitly, because ``tqdm.auto`` in a notebook builds its widget before it reads the variable,
+    and the book would store a frozen bar."""
+    return not progress or os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.

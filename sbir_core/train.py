@@ -38,7 +38,7 @@ from sbir_core.config import ConfigError, RunConfig, validate_config
 from sbir_core.losses import build_loss
 from sbir_core.metrics import retrieval_metrics, true_match_ranks
 from sbir_core.models import SBIRModel, build_model, photo_input, sketch_input
-from sbir_core.runtime import atomic_path, get_device, seed_everything
+from sbir_core.runtime import atomic_path, get_device, progress_disabled, seed_everything
 
 CHECKPOINT, BEST, LOG, CONFIG = "last.pt", "best.pt", "log.jsonl", "config.json"
 
@@ -435,9 +435,7 @@ def fit(cfg: RunConfig, split: SplitLike | SplitTensors, out_dir: str | Path | N
                 st.restore(torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True))
         epochs = cfg.train.epochs if stop_after is None else min(cfg.train.epochs, stop_after)
         steps = max(1, math.ceil(len(train) / cfg.train.batch_size))
-        # no ``disable=False``: an explicit value would override the TQDM_DISABLE environment variable
-        bar = tqdm(total=(epochs - st.epoch) * steps, desc="train", leave=False,
-                   **({} if progress else {"disable": True}))
+        bar = tqdm(total=(epochs - st.epoch) * steps, desc="train", leave=False, disable=progress_disabled(progress))
         best_state, t0 = None, time.perf_counter()
         while st.epoch < epochs:
             t_epoch = time.perf_counter()

@@ -152,3 +152,14 @@ def test_ranksvm_chooses_its_regulariser_on_held_out_photos():
     assert svm.lam == lam and float(svm.w[:4].mean()) > float(svm.w[4:].mean())
     junk = rng.random((200, 12))  # sketches unrelated to their photos: nothing to learn
     assert select_lambda(junk, photos, positives) in LAMBDAS
+
+
+def test_progress_bars_honour_tqdm_disable(monkeypatch):
+    from sbir_core.runtime import progress_disabled
+
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert progress_disabled(True)
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    assert not progress_disabled(True) and progress_disabled(False)
+    monkeypatch.delenv("TQDM_DISABLE")
+    assert not progress_disabled()

@@ -202,7 +202,9 @@ def generate(out: str | os.PathLike, profile: str = "book", seed: int = 0, categ
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=f"synth {profile}", unit="photo")
+        from sbir_core.runtime import progress_disabled
+
+        bar = tqdm(total=total, desc=f"synth {profile}", unit="photo", disable=progress_disabled())
     workers = min(os.cpu_count() or 1, 8) if workers is None else workers
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     tmp.chmod(0o755)
