@@ -29,10 +29,8 @@ from typing import Any
 import torch
 
 from sbir_core.config import RunConfig
-from sbir_core.losses import build_loss
-from sbir_core.models import build_model
 from sbir_core.runtime import get_device
-from sbir_core.train import SplitTensors, TrainResult, fit
+from sbir_core.train import SplitTensors, TrainResult, fit, with_weights
 
 #: The package sources that decide what training produces (relative to ``sbir_core/``).
 TRAINING_CODE = ("train.py", "config.py", "losses.py", "runtime.py", "models")
@@ -108,13 +106,7 @@ def _damage(entry: Path) -> str | None:
 
 def _load(entry: Path, cfg: RunConfig, device: torch.device) -> TrainResult:
     info = json.loads((entry / "run.json").read_text())
-    state = torch.load(entry / "weights.pt", map_location="cpu", weights_only=True)
-    model = build_model(cfg.model)
-    loss = build_loss(cfg.loss, model.embed_dim)
-    model.load_state_dict(state["model"])
-    loss.load_state_dict(state["loss"])
-    model.to(device).eval()
-    loss.to(device)
+    model, loss = with_weights(cfg, entry / "weights.pt", device)
     return TrainResult(model, loss, info["history"], info["best"], info["wall_time_s"], None, cached=True)
 
 

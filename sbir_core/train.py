@@ -214,20 +214,23 @@ def distance_matrix(model: SBIRModel, loss: nn.Module, data: SplitTensors, size:
     return (total / len(views)).cpu()
 
 
+def _run_distances(model: SBIRModel, loss: nn.Module, data: SplitTensors, cfg: RunConfig,
+                   multiview: bool | None) -> torch.Tensor:
+    """``distance_matrix`` with the run's input size, test views (``cfg.eval.multiview`` unless given) and AMP."""
+    mv = cfg.eval.multiview if multiview is None else multiview
+    return distance_matrix(model, loss, data, cfg.model.input_size, mv, cfg.eval.batch_size, amp=cfg.train.amp)
+
+
 def test_ranks(model: SBIRModel, loss: nn.Module, data: SplitTensors, cfg: RunConfig,
                multiview: bool | None = None) -> np.ndarray:
     """The rank of each query's true photo (``sbir_core.metrics.true_match_ranks``), for per-query comparisons."""
-    mv = cfg.eval.multiview if multiview is None else multiview
-    d = distance_matrix(model, loss, data, cfg.model.input_size, mv, cfg.eval.batch_size, amp=cfg.train.amp)
-    return true_match_ranks(d, data.positives)
+    return true_match_ranks(_run_distances(model, loss, data, cfg, multiview), data.positives)
 
 
 def evaluate(model: SBIRModel, loss: nn.Module, data: SplitTensors, cfg: RunConfig,
              multiview: bool | None = None) -> dict[str, float]:
     """acc@1/5/10, mean rank, percentile of ``data``'s sketches against its gallery (see ``sbir_core.metrics``)."""
-    mv = cfg.eval.multiview if multiview is None else multiview
-    d = distance_matrix(model, loss, data, cfg.model.input_size, mv, cfg.eval.batch_size, amp=cfg.train.amp)
-    return retrieval_metrics(d, data.positives)
+    return retrieval_metrics(_run_distances(model, loss, data, cfg, multiview), data.positives)
 
 
 test_ranks.__test__ = False  # a library function, not a pytest test
@@ -524,15 +527,19 @@ def load_run(run_dir: str | Path, device: str | torch.device = "auto",
     if not (run_dir / CONFIG).exists():
         raise FileNotFoundError(f"{run_dir / CONFIG}: not a training run folder (no config.json)")
     cfg = RunConfig.from_dict(json.loads((run_dir / CONFIG).read_text()))
-    model = build_model(cfg.model).to(device)
-    loss_fn = build_loss(cfg.loss, model.embed_dim).to(device)
     if not (run_dir / checkpoint).exists():
         raise FileNotFoundError(f"{run_dir / checkpoint}: no checkpoint yet (the run has not finished an epoch)")
-    state = torch.load(run_dir / checkpoint, map_location="cpu", weights_only=True)
+    return (cfg, *with_weights(cfg, run_dir / checkpoint, device))
+
+
+def with_weights(cfg: RunConfig, path: Path, device: torch.device) -> tuple[SBIRModel, nn.Module]:
+    """The model and loss of ``cfg`` with the ``{"model": ..., "loss": ...}`` weights saved at ``path``, in eval mode."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(cfg.model)
+    loss_fn = build_loss(cfg.loss, model.embed_dim)
     model.load_state_dict(state["model"])
     loss_fn.load_state_dict(state["loss"])
-    model.eval()
-    return cfg, model, loss_fn
+    return model.to(device).eval(), loss_fn.to(device)
 
 
 def git_commit(path: str | Path = Path(__file__).parent) -> str | None:
@@ -555,4 +562,4 @@ def device_description(device: torch.device) -> str:
 
 __all__ = ["SplitTensors", "TrainResult", "carve_validation", "device_description", "distance_matrix", "eval_views",
            "evaluate", "fit", "git_commit", "in_batch_pairs", "load_run", "prepare_data", "random_views", "read_log",
-           "sample_annotated", "sample_triplets", "split_counts", "test_ranks", "train_epoch", "validation_photos"]
+           "sample_annotated", "sample_triplets", "split_counts", "test_ranks", "train_epoch", "validation_photos", "with_weights"]
