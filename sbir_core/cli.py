@@ -6,6 +6,7 @@ Bad input ends with exit status 2 and a one-line error, never a traceback.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from typing import Sequence
 
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = shlex.join(["sbir", *(sys.argv[1:] if argv is None else argv)])
     try:
         return int(args.func(args) or 0)
     except (DataError, ConfigError, FileNotFoundError, NotADirectoryError, PermissionError) as err:
@@ -157,6 +159,7 @@ def _run_train(args: argparse.Namespace) -> int:
     result = fit(cfg, SplitTensors.from_split(data.train, cfg.train.data_size), out, device=device, resume=True)
     best = result.best
     summary = {
+        "command": args.command_line,
         "model": cfg.model.name, "preset": cfg.preset, "seed": cfg.seed, "overrides": list(args.overrides),
         "dataset": {"name": data.name, "format": data.format, "root": str(args.data),
                     "counts": counts},
@@ -227,7 +230,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.save:
         summary_path = Path(args.run_dir) / "train_summary.json"
         record = {
-            "metrics": metrics, "split": args.split, "multiview": multiview,
+            "command": args.command_line, "metrics": metrics, "split": args.split, "multiview": multiview,
             "dataset": {"name": data.name, "format": data.format, "root": str(args.data),
                         "counts": split_counts(cfg, data.train, data.test)},
             "config": cfg.to_dict(), "eval_commit": git_commit(), "eval_device": device_description(device),

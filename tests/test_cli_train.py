@@ -55,6 +55,8 @@ def test_train_then_eval_json(tmp_path, capsys):
     record = json.loads((tmp_path / "r.json").read_text())
     assert record["config"]["seed"] == 1 and record["dataset"]["counts"]["test"] == {"sketches": 4, "photos": 4}
     assert record["metrics"]["acc@1"] == out["acc@1"] and record["training"]["epochs"] == 2
+    assert record["command"].startswith(f"sbir eval {run} --data {data}")
+    assert record["training"]["command"].startswith(f"sbir train --model triplet-sn --data {data}")
 
     assert main(["eval", str(run), "--data", str(data), "--split", "val"]) == 0
     text = capsys.readouterr().out
