@@ -34,11 +34,11 @@ def test_fit_restores_threads_and_determinism_flags():
 def test_checkpoint_saved_as_from_another_device_resumes(tmp_path):
     """A checkpoint loads to the CPU first: generator states stay CPU byte tensors whatever the map_location."""
     cfg = tiny_config()
-    fit(cfg, FakeSplit(), tmp_path, stop_after=2, progress=False)
+    fit(cfg, FakeSplit(), tmp_path, device="cpu", stop_after=2, progress=False)
     state = torch.load(tmp_path / "last.pt", map_location="cpu", weights_only=True)
     assert state["generator"].dtype == torch.uint8 and state["scaler"] == {} and "cuda_rng" in state
-    resumed = fit(cfg, FakeSplit(), tmp_path, progress=False)
-    straight = fit(cfg, FakeSplit(), progress=False)
+    resumed = fit(cfg, FakeSplit(), tmp_path, device="cpu", progress=False)
+    straight = fit(cfg, FakeSplit(), device="cpu", progress=False)
     for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
         torch.testing.assert_close(a, b)
 

@@ -140,7 +140,7 @@ def test_cache_never_replaces_a_folder_it_did_not_write(tmp_path, monkeypatch, d
     (tmp_path / key).mkdir()
     (tmp_path / key / "notes.txt").write_text("mine")
     with pytest.raises(RuntimeError, match="not a run-cache entry"):
-        cache.cached_fit(cfg, data, progress=False)
+        cache.cached_fit(cfg, data, device="cpu", progress=False)
     assert (tmp_path / key / "notes.txt").read_text() == "mine"
 
 

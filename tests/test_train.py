@@ -168,5 +168,5 @@ def test_holef_loss_parameters_are_trained():
     split = FakeSplit()
     cfg = tiny_config(**{"train.epochs": "2", "loss.name": "holef", "train.val_fraction": "0"})
     result = fit(cfg, split, None, progress=False)
-    w = result.loss.state_dict()["weight"]
+    w = result.loss.state_dict()["weight"].cpu()
     assert w.shape == (16, 16) and not torch.equal(w, torch.eye(16))
