@@ -12,6 +12,9 @@ An entry is a folder ``<cache>/<key>/`` with ``weights.pt`` (the selected weight
 written to a temporary folder and renamed into place, so a crash leaves no half entry. An entry whose files are
 missing, truncated or fail their checksum is reported in one line on stderr and retrained; it is never used.
 
+``cached_fit_many(cfgs, train)`` does the same for a list of runs (a chapter's variants and seeds): on the CPU the
+runs not cached yet train side by side, one process and one thread each.
+
 The cache lives in ``$SBIR_CACHE`` if set (``off`` disables it), else in ``runs/cache`` of a source checkout (git
 ignores ``runs/``), else in ``~/.cache/sbir_core/runs``.
 """
@@ -19,17 +22,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
-from sbir_core.config import RunConfig
-from sbir_core.runtime import get_device
+from sbir_core.config import RunConfig, override
+from sbir_core.runtime import get_device, progress_disabled
 from sbir_core.train import SplitTensors, TrainResult, fit, with_weights
 
 #: The package sources that decide what training produces (relative to ``sbir_core/``).
@@ -137,6 +144,10 @@ def cached_fit(cfg: RunConfig, train: SplitTensors, device: str | torch.device =
     root = cache_dir()
     if root is None:
         return fit(cfg, train, device=device, progress=progress)
+    return _cached_fit(root, cfg, train, device, progress)
+
+
+def _cached_fit(root: Path, cfg: RunConfig, train: SplitTensors, device: torch.device, progress: bool) -> TrainResult:
     key, parts = cache_key(cfg, train, device)
     entry = root / key
     if entry.exists():
@@ -149,4 +160,46 @@ def cached_fit(cfg: RunConfig, train: SplitTensors, device: str | torch.device =
     return result
 
 
-__all__ = ["TRAINING_CODE", "cache_dir", "cache_key", "cached_fit", "code_version", "data_fingerprint"]
+def _train_job(root: Path, cfg: RunConfig, train: SplitTensors) -> None:
+    """One job of :func:`cached_fit_many`, in a worker process: train on the CPU and store the entry."""
+    _cached_fit(root, cfg, train, torch.device("cpu"), progress=False)
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def cached_fit_many(cfgs: Sequence[RunConfig], train: SplitTensors, device: str | torch.device = "auto",
+                    workers: int | None = None, progress: bool = True) -> list[TrainResult]:
+    """:func:`cached_fit` for several configurations, trained side by side on the CPU.
+
+    On the CPU every run trains on ONE thread (``train.num_threads = 1``, part of its cache key), so its float path
+    and its result do not depend on the core count; the runs not cached yet train in ``workers`` processes at once
+    (default: one per usable core). Small networks use one core each far better than two cores together. On CUDA
+    the runs train one after the other. With the cache off (``SBIR_CACHE=off``) the workers hand their weights back
+    through a temporary folder that is removed afterwards.
+    """
+    device = get_device(device) if not isinstance(device, torch.device) else device
+    if device.type != "cpu":
+        return [cached_fit(cfg, train, device, progress) for cfg in cfgs]
+    cfgs = [override(cfg, ["train.num_threads=1"]) for cfg in cfgs]
+    with tempfile.TemporaryDirectory(prefix="sbir-runs-") as scratch:
+        root = cache_dir() or Path(scratch)
+        keys = [cache_key(cfg, train, device)[0] for cfg in cfgs]
+        new = {key for key in keys if not (root / key).exists() or _damage(root / key) is not None}
+        todo = [cfgs[keys.index(key)] for key in sorted(new, key=keys.index)]
+        workers = min(len(todo), usable_cpus() if workers is None else workers)
+        if workers > 1:
+            context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started its threads
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                jobs = [pool.submit(_train_job, root, cfg, train) for cfg in todo]
+                for job in tqdm(as_completed(jobs), total=len(jobs), desc=f"training ({workers} processes)",
+                                disable=progress_disabled(progress)):
+                    job.result()
+        return [replace(_cached_fit(root, cfg, train, device, progress), cached=key not in new)
+                for cfg, key in zip(cfgs, keys)]
+
+
+__all__ = ["TRAINING_CODE", "cache_dir", "cache_key", "cached_fit", "cached_fit_many", "code_version", "data_fingerprint",
+           "usable_cpus"]

@@ -8,6 +8,7 @@ import torch
 
 from sbir_core import cache
 from sbir_core.compare import Verdict
+from sbir_core.config import override
 from sbir_core.record import Record, RecordMismatch
 from sbir_core.train import SplitTensors
 from test_train import FakeSplit, tiny_config
@@ -148,3 +149,21 @@ def test_cache_off(monkeypatch, data):
     monkeypatch.setenv("SBIR_CACHE", "off")
     assert cache.cache_dir() is None
     assert not cache.cached_fit(tiny_config(**{"train.epochs": "1"}), data, progress=False).cached
+
+
+@pytest.mark.parametrize("where", ["cache", "off"])
+def test_cached_fit_many_trains_side_by_side_as_one_thread_runs(tmp_path, monkeypatch, data, where):
+    """Two worker processes, each run on one thread: the same weights as that run trained here, in order."""
+    monkeypatch.setenv("SBIR_CACHE", str(tmp_path) if where == "cache" else "off")
+    cfgs = [tiny_config(**{"train.epochs": "2", "seed": str(s)}) for s in (0, 1)]
+    many = cache.cached_fit_many([*cfgs, cfgs[0]], data, device="cpu", workers=2, progress=False)
+    assert [r.cached for r in many] == [False, False, False]  # trained by the workers in this call
+    assert [r.cached for r in cache.cached_fit_many(cfgs, data, device="cpu", progress=False)] == [where == "cache"] * 2
+    assert all(r.model is not many[0].model for r in many[1:])
+    monkeypatch.setenv("SBIR_CACHE", "off")
+    alone = cache.cached_fit(override(cfgs[1], ["train.num_threads=1"]), data, device="cpu", progress=False)
+    for a, b in zip(alone.model.state_dict().values(), many[1].model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert [r["train_loss"] for r in many[1].history] == [r["train_loss"] for r in alone.history]
+    if where == "cache":
+        assert len(list(tmp_path.iterdir())) == 2
