@@ -1,4 +1,4 @@
-"""The ``sbir`` command line: ``sbir synth``, ``sbir data info``, ``sbir train``, ``sbir eval``.
+"""The ``sbir`` command line: ``sbir synth``, ``sbir data info``, ``sbir train``, ``sbir eval``, ``sbir onthefly``.
 
 Each sub-command lives in a ``_add_<name>`` function that registers its parser and sets ``func``.
 Bad input ends with exit status 2 and a one-line error, never a traceback.
@@ -16,7 +16,7 @@ from sbir_core.errors import ConfigError, DataError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sbir", description="Fine-grained sketch-based image retrieval.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_data, _add_train, _add_eval):
+    for add in (_add_synth, _add_data, _add_train, _add_eval, _add_onthefly):
         add(sub)
     return parser
 
@@ -239,6 +239,104 @@ def _run_eval(args: argparse.Namespace) -> int:
         }
         with atomic_path(args.save) as tmp:
             tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+# --- sbir onthefly train / eval -----------------------------------------------------------------------------------
+def _add_onthefly(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("onthefly", help="on-the-fly retrieval by reinforcement learning (Bhunia et al., CVPR 2020)")
+    of = p.add_subparsers(dest="onthefly_command", required=True)
+    train = of.add_parser("train", help="train a policy (a new final sketch layer) on the frozen features of a run")
+    train.add_argument("--base", required=True, help="a run folder written by sbir train: the frozen supervised model")
+    train.add_argument("--data", required=True, help="ONE dataset folder with stroke data (QMUL-V2 or synthetic); "
+                                                     "its train split gives the episodes")
+    train.add_argument("--out", required=True, help="a new folder: policy.pt, config.json, history.jsonl")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a field of sbir_core.rl.RLConfig, e.g. --set algorithm=vpg (repeatable)")
+    train.add_argument("--device", help="auto, cpu, cuda, ... (default: the configuration's device, auto)")
+    train.set_defaults(func=_run_onthefly_train)
+    ev = of.add_parser("eval", help="m@A, m@B, A@K and sketch saved of a policy and of B1 on the test split")
+    ev.add_argument("run_dir", help="a folder written by sbir onthefly train")
+    ev.add_argument("--data", required=True, help="the dataset folder to evaluate on (its test split)")
+    ev.add_argument("--device", default="auto")
+    ev.add_argument("--json", action="store_true", help="print one JSON object (keys RL and B1, each with m@A, ...)")
+    ev.add_argument("--save", metavar="PATH", help="also write a JSON record with provenance (config, commit, ...)")
+    ev.set_defaults(func=_run_onthefly_eval)
+
+
+def _run_onthefly_train(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from sbir_core.data import load_dataset
+    from sbir_core.rl import (POLICY, RLConfig, episodes_from_split, override_rl, save_policy_run, train_policy,
+                              validate_rl_config)
+    from sbir_core.train import device_description, git_commit, load_run
+
+    device_override = [f"device={args.device}"] if args.device else []
+    cfg = validate_rl_config(override_rl(RLConfig(), [*args.overrides, *device_override]))
+    device = _device(cfg.device)
+    out = Path(args.out)
+    if (out / POLICY).exists():
+        raise ConfigError("--out", f"{out} already holds a policy ({POLICY}); use a new folder")
+    t0 = time.perf_counter()
+    base_cfg, model, _ = load_run(args.base, device)
+    data = load_dataset(args.data)
+    episodes = episodes_from_split(model, base_cfg, data.train, cfg.steps, cfg.schedule, device)
+    policy, history = train_policy(episodes, cfg)
+    record = {"command": args.command_line, "base_run": str(Path(args.base).resolve()),
+              "dataset": {"name": data.name, "format": data.format, "root": str(args.data),
+                          "train_sketches": len(episodes), "train_photos": int(episodes.photos.shape[0])},
+              "device": device_description(device), "commit": git_commit(),
+              "wall_time_s": round(time.perf_counter() - t0, 2)}
+    save_policy_run(out, policy, cfg, history, record)
+    last = history[-1]
+    print(f"trained {cfg.algorithm} ({cfg.reward} reward) on {data.name}: {cfg.epochs} epochs, {len(history)} updates, "
+          f"last mean reward {last['reward']:.4f}, {record['wall_time_s']:.1f} s on {record['device']}; "
+          f"run folder {out}")
+    return 0
+
+
+def _run_onthefly_eval(args: argparse.Namespace) -> int:
+    import json
+    import time
+    from pathlib import Path
+
+    from sbir_core.data import load_dataset
+    from sbir_core.metrics import onthefly_metrics
+    from sbir_core.rl import CONFIG, episodes_from_split, evaluate_policy, evaluate_supervised, load_policy_run
+    from sbir_core.runtime import atomic_path
+    from sbir_core.train import device_description, git_commit, load_run
+
+    device = _device(args.device)
+    cfg, record, policy = load_policy_run(args.run_dir, device)
+    if "base_run" not in record:
+        raise DataError("names no base run (base_run)", Path(args.run_dir) / CONFIG)
+    base_cfg, model, _ = load_run(record["base_run"], device)
+    data = load_dataset(args.data)
+    t0 = time.perf_counter()
+    episodes = episodes_from_split(model, base_cfg, data.test, cfg.steps, cfg.schedule, device)
+    gallery = int(episodes.photos.shape[0])
+    metrics = {"RL": onthefly_metrics(evaluate_policy(policy, episodes), gallery),
+               "B1": onthefly_metrics(evaluate_supervised(episodes), gallery)}
+    out = {**metrics, "dataset": data.name, "split": "test", "n_queries": len(episodes), "gallery_size": gallery,
+           "steps": episodes.steps, "schedule": cfg.schedule, "algorithm": cfg.algorithm, "reward": cfg.reward,
+           "eval_wall_time_s": round(time.perf_counter() - t0, 2)}
+    if args.json:
+        print(json.dumps(out, sort_keys=True))
+    else:
+        print(f"{data.name} test ({len(episodes)} sketches, gallery {gallery}, {episodes.steps} steps, "
+              f"{cfg.algorithm} with the {cfg.reward} reward)")
+        print(f"  {'':4s}{'m@A':>8s}{'m@B':>8s}{'A@1':>8s}{'A@5':>8s}{'A@10':>8s}{'sketch saved':>14s}")
+        for name, m in metrics.items():
+            print(f"  {name:4s}" + "".join(f"{m[k]:8.4f}" for k in ("m@A", "m@B", "A@1", "A@5", "A@10"))
+                  + f"{m['sketch_saved']:14.4f}")
+    if args.save:
+        saved = {"command": args.command_line, "metrics": metrics, "evaluation": out, "training": record,
+                 "base_config": base_cfg.to_dict(), "eval_commit": git_commit(),
+                 "eval_device": device_description(device)}
+        with atomic_path(args.save) as tmp:
+            tmp.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
     return 0
 
 

@@ -59,3 +59,38 @@ def retrieval_metrics(distances: ArrayLike, positives: ArrayLike, ks: Sequence[i
     out["n_queries"] = int(ranks.size)
     out["gallery_size"] = n_gallery
     return out
+
+
+def onthefly_metrics(ranks: ArrayLike, gallery_size: int, top: int = 5) -> dict[str, object]:
+    """Metrics of on-the-fly retrieval (Bhunia et al., CVPR 2020, Sec. 4) from ``ranks`` (Q, T): the 1-based rank of
+    each query's true photo after each of T equally spaced completion steps (the last one is the whole sketch).
+
+    * ``m@A``: area under the ranking percentile ``(N - rank) / (N - 1)`` against the fraction of sketch drawn;
+    * ``m@B``: the same area under ``1 / rank``.
+
+      Both integrate by the right-endpoint rectangle rule on the fractions 1/T, 2/T, ..., 1, i.e. the mean over the
+      T steps (then over the queries), as the official code's ``meanIOU`` does; they are fractions, not percentages.
+    * ``A@1``, ``A@5``, ``A@10``: acc@K at the last step (the complete sketch);
+    * ``mean_rank_per_step``: T floats;
+    * ``sketch_needed``: the mean share of the sketch drawn when the true photo first enters the top ``top`` (5) and
+      stays there to the end, ``(t + 1) / T`` for the first such step index t, 1.0 if it never does;
+      ``sketch_saved`` is the mean of ``1 - share`` (0 for a query that needs the whole sketch or never gets there).
+    """
+    r = np.asarray(ranks.cpu() if isinstance(ranks, torch.Tensor) else ranks)
+    if r.ndim != 2 or r.shape[0] == 0 or r.shape[1] == 0:
+        raise ValueError(f"ranks must be a non-empty (queries, steps) array, got shape {r.shape}")
+    if r.min() < 1 or r.max() > gallery_size:
+        raise ValueError(f"ranks must lie in 1..{gallery_size} (the gallery size)")
+    steps = r.shape[1]
+    inside = r <= top
+    stays = np.flip(np.logical_and.accumulate(np.flip(inside, 1), axis=1), 1)  # in the top from step t to the end
+    first = np.where(stays.any(1), stays.argmax(1), steps - 1)  # never: the whole sketch
+    needed = (first + 1) / steps
+    return {
+        "m@A": float(ranking_percentile(r, gallery_size).mean()),
+        "m@B": float((1.0 / r).mean()),
+        **{f"A@{k}": acc_at_k(r[:, -1], k) for k in (1, 5, 10)},
+        "mean_rank_per_step": [float(x) for x in r.mean(0)],
+        "sketch_needed": float(needed.mean()),
+        "sketch_saved": float((1.0 - needed).mean()),
+    }

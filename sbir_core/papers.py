@@ -1,7 +1,9 @@
 """The papers' own figures, quoted once here so that every chapter compares with the same numbers.
 
 Accuracies in %, ``(acc@1, acc@10)``; ``None`` where the paper's cell is empty. Source: Yu et al., "Fine-Grained
-Instance-Level Sketch-Based Image Retrieval", IJCV 2020 (``../shared/papers``), Tables 3 and 4.
+Instance-Level Sketch-Based Image Retrieval", IJCV 2020 (``../shared/papers``), Tables 3 and 4. The on-the-fly
+figures (``ONTHEFLY_*``) are the tables of Bhunia et al., "Sketch Less for More", CVPR 2020 (its poster in
+``../shared/papers``), in %.
 """
 from __future__ import annotations
 
@@ -32,6 +34,32 @@ IJCV_TABLE4: dict[str, dict[str, Figure]] = {
 }
 
 #: The name our ``results/`` records give each real dataset, and its name in the tables above.
+#: CVPR 2020 on-the-fly, "Quantitative results on different baselines": (m@A, m@B, A@5, A@10) per dataset.
+ONTHEFLY_TABLE1: dict[str, dict[str, tuple[float, float, float, float]]] = {
+    "QMUL-Chair-V2": {"B1": (77.18, 29.04, 76.47, 88.13), "B2": (80.46, 28.07, 74.31, 86.69),
+                      "B3": (76.99, 30.27, 76.47, 88.13), "B4": (81.24, 29.85, 75.14, 87.69),
+                      "TS": (76.01, 27.64, 73.47, 85.13), "Ours": (85.44, 35.09, 76.34, 89.65)},
+    "QMUL-Shoe-V2": {"B1": (80.12, 18.05, 65.69, 79.69), "B2": (79.72, 18.75, 61.79, 76.64),
+                     "B3": (80.13, 18.46, 65.69, 79.69), "B4": (81.02, 19.50, 62.34, 77.24),
+                     "TS": (77.12, 17.13, 62.67, 76.47), "Ours": (85.38, 21.44, 65.77, 79.63)},
+}
+#: CVPR 2020 on-the-fly, "Comparative study with different RL methods": (m@A, m@B) per dataset, keyed by our names.
+ONTHEFLY_RL: dict[str, dict[str, tuple[float, float]]] = {
+    "QMUL-Chair-V2": {"vpg": (80.36, 32.34), "ppo-ac-clip": (81.54, 33.71), "ppo-ac-kl": (80.99, 32.64),
+                      "ppo-a-kl": (81.34, 33.01), "trpo": (83.21, 33.68), "ppo-a-clip": (85.44, 35.09)},
+    "QMUL-Shoe-V2": {"vpg": (82.56, 19.67), "ppo-ac-clip": (83.47, 20.84), "ppo-ac-kl": (83.84, 20.04),
+                     "ppo-a-kl": (83.51, 20.66), "trpo": (83.61, 20.31), "ppo-a-clip": (85.38, 21.44)},
+}
+#: CVPR 2020 on-the-fly, "Comparative study with candidate reward designs": (m@A, m@B), keyed by our reward names.
+ONTHEFLY_REWARDS: dict[str, dict[str, tuple[float, float]]] = {
+    "QMUL-Chair-V2": {"top1": (82.99, 32.46), "top5": (81.36, 31.94), "top10": (80.64, 30.57),
+                      "neg-rank": (83.71, 32.84), "inv-sqrt-rank": (83.71, 33.97), "inv-rank": (84.33, 34.11),
+                      "eq4": (85.44, 35.09)},
+    "QMUL-Shoe-V2": {"top1": (82.24, 19.87), "top5": (81.74, 19.37), "top10": (80.87, 19.08),
+                     "neg-rank": (83.81, 20.71), "inv-sqrt-rank": (83.67, 20.49), "inv-rank": (84.07, 20.54),
+                     "eq4": (85.38, 21.44)},
+}
+
 DATASET_NAMES = {"shoes": "QMUL-Shoe-V1", "ChairV2": "QMUL-Chair-V2"}
 
 
