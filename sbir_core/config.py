@@ -246,15 +246,20 @@ def override(cfg: RunConfig, assignments: list[str]) -> RunConfig:
             target = getattr(target, part, None)
             if not dataclasses.is_dataclass(target):
                 raise ConfigError(key, "unknown configuration section")
-        fields = {f.name: f for f in dataclasses.fields(target)}
-        if name not in fields:
-            raise ConfigError(key, f"unknown configuration field; known: {sorted(fields)}")
-        hints = typing.get_type_hints(type(target))
-        try:
-            setattr(target, name, _parse(value.strip(), _type_name(hints[name])))
-        except ValueError as err:
-            raise ConfigError(key, f"cannot read {value.strip()!r}: {err}") from None
+        set_field(target, name, value, key)
     return cfg
+
+
+def set_field(target: Any, name: str, value: str, key: str, kind: str = "configuration") -> None:
+    """Set the dataclass field ``name`` of ``target`` from the command-line text ``value``, parsed into the field's
+    declared type; a bad name or value raises ``ConfigError`` naming ``key`` (``kind`` says which configuration)."""
+    fields = {f.name for f in dataclasses.fields(target)}
+    if name not in fields:
+        raise ConfigError(key, f"unknown {kind} field; known: {sorted(fields)}")
+    try:
+        setattr(target, name, _parse(value.strip(), _type_name(typing.get_type_hints(type(target))[name])))
+    except ValueError as err:
+        raise ConfigError(key, f"cannot read {value.strip()!r}: {err}") from None
 
 
 def _type_name(hint: Any) -> str:

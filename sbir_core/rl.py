@@ -35,7 +35,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 from tqdm.auto import tqdm
 
-from sbir_core.config import RunConfig, _parse, _type_name
+from sbir_core.config import RunConfig, set_field
 from sbir_core.data.render import SCHEDULES, progressive_rasters
 from sbir_core.data.sketch import Sketch
 from sbir_core.data.views import eval_views
@@ -122,18 +122,11 @@ def validate_rl_config(cfg: RLConfig) -> RLConfig:
 def override_rl(cfg: RLConfig, assignments: Sequence[str]) -> RLConfig:
     """Apply ``field=value`` assignments (``--set``) to a copy of ``cfg``."""
     cfg = dataclasses.replace(cfg)
-    hints = {f.name: f.type for f in dataclasses.fields(cfg)}  # strings: "float", "int | None", ...
     for item in assignments:
         key, sep, value = item.partition("=")
-        key = key.strip()
         if not sep:
             raise ConfigError(item, "an override must have the form key=value")
-        if key not in hints:
-            raise ConfigError(key, f"unknown on-the-fly configuration field; known: {sorted(hints)}")
-        try:
-            setattr(cfg, key, _parse(value.strip(), _type_name(hints[key])))
-        except ValueError as err:
-            raise ConfigError(key, f"cannot read {value.strip()!r}: {err}") from None
+        set_field(cfg, key.strip(), value, key.strip(), kind="on-the-fly configuration")
     return cfg
 
 
@@ -460,10 +453,11 @@ def rollout(policy: GaussianPolicy, episodes: Episodes, index: torch.Tensor, cfg
             generator: torch.Generator) -> Rollout:
     """Play episodes ``index``, each ``cfg.samples`` times (consecutive rows): sample actions at all T steps; rank,
     reward and discount them."""
-    features = episodes.features[index.repeat_interleave(cfg.samples)]
+    index = index.repeat_interleave(cfg.samples)
+    features = episodes.features[index]
     actions = policy.act(features, deterministic=False, generator=generator)
     distances = gallery_distances(actions, episodes.photos)
-    ranks = target_ranks(distances, episodes.targets[index.repeat_interleave(cfg.samples)])
+    ranks = target_ranks(distances, episodes.targets[index])
     rewards = step_rewards(ranks, cfg.reward, distances, cfg.g1, cfg.g2)
     return Rollout(features, actions, ranks, rewards, discounted_returns(rewards, cfg.gamma))
 
