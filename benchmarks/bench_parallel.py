@@ -16,10 +16,11 @@ import time
 import numpy as np
 import torch
 
-from sbir_core.cache import cached_fit, cached_fit_many, usable_cpus
+from sbir_core.cache import cached_fit, cached_fit_many
 from sbir_core.config import override, preset
 from sbir_core.data import load_dataset
 from sbir_core.data.synthetic import ensure_synthetic
+from sbir_core.runtime import usable_cpus
 from sbir_core.train import SplitTensors
 
 VARIANTS = ["model.name=triplet-sn", "model.name=attention", "model.name=fusion", "model.name=attention-fusion"]

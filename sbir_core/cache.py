@@ -36,7 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sbir_core.config import RunConfig, override
-from sbir_core.runtime import get_device, progress_disabled
+from sbir_core.runtime import get_device, progress_disabled, usable_cpus
 from sbir_core.train import SplitTensors, TrainResult, fit, with_weights
 
 #: The package sources that decide what training produces (relative to ``sbir_core/``).
@@ -165,11 +165,6 @@ def _train_job(root: Path, cfg: RunConfig, train: SplitTensors) -> None:
     _cached_fit(root, cfg, train, torch.device("cpu"), progress=False)
 
 
-def usable_cpus() -> int:
-    """The CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 def cached_fit_many(cfgs: Sequence[RunConfig], train: SplitTensors, device: str | torch.device = "auto",
                     workers: int | None = None, progress: bool = True) -> list[TrainResult]:
     """:func:`cached_fit` for several configurations, trained side by side on the CPU.
@@ -201,5 +196,5 @@ def cached_fit_many(cfgs: Sequence[RunConfig], train: SplitTensors, device: str 
                 for cfg, key in zip(cfgs, keys)]
 
 
-__all__ = ["TRAINING_CODE", "cache_dir", "cache_key", "cached_fit", "cached_fit_many", "code_version", "data_fingerprint",
-           "usable_cpus"]
+__all__ = ["TRAINING_CODE", "cache_dir", "cache_key", "cached_fit", "cached_fit_many", "code_version",
+           "data_fingerprint"]

@@ -42,6 +42,11 @@ def progress_disabled(progress: bool = True) -> bool:
     return not progress or os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false")
 
 
+def usable_cpus() -> int:
+    """The CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.

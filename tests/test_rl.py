@@ -2,6 +2,7 @@
 baselines and ``sbir onthefly`` on tiny data."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -19,10 +20,10 @@ from sbir_core.losses import build_loss
 from sbir_core.metrics import onthefly_metrics
 from sbir_core.models import build_embedding_net, build_model
 from sbir_core.onthefly_baselines import BASELINES, train_baseline
-from sbir_core.rl import (ALGORITHMS, Episodes, GaussianPolicy, RLConfig, build_episodes, episode_ranks,
+from sbir_core.rl import (ALGORITHMS, KL_BETA_RANGE, Episodes, GaussianPolicy, RLConfig, build_episodes, episode_ranks,
                           episodes_from_split, evaluate_policy, evaluate_supervised, global_reward, kendall_tau_b,
                           kendall_tau_distances, load_policy_run, override_rl, rank_of_target, step_rewards,
-                          train_policy)
+                          train_policies, train_policy)
 from sbir_core.train import SplitTensors, test_ranks
 from test_cli_train import write_tiny_v2
 from test_data_loaders import make_v1
@@ -133,12 +134,29 @@ def test_episodes_render_as_evaluation_does(tmp_path):
     # B1 at the last step (the whole sketch) ranks exactly as `sbir eval` (single view) does
     full = test_ranks(model, build_loss(cfg.loss, 8), SplitTensors.from_split(data.test, 28), cfg, multiview=False)
     assert evaluate_supervised(episodes)[:, -1].tolist() == full.tolist()
+    first = episodes_from_split(model, cfg, data.test, steps=4, progress=False, first_photos=2)
+    assert torch.equal(first.photos, episodes.photos[:2])
+    keep = np.flatnonzero(np.asarray(data.test.positives) < 2)
+    torch.testing.assert_close(first.features, episodes.features[keep])  # other batches: equal up to rounding
+    assert first.targets.tolist() == episodes.targets[keep].tolist()
     with pytest.raises(DataError, match=r"/test/test-shoe_00_1: sketch has 5 points, fewer than the 20"):
         episodes_from_split(model, cfg, data.test, steps=20, progress=False)
     with pytest.raises(DataError, match="no sketches"):
         build_episodes(model, [], data.test.photos(28), [], size=24)
     with pytest.raises(DataError, match="no episodes"):
         Episodes(torch.zeros(0, 4, 3), torch.eye(3), torch.zeros(0, dtype=torch.long), nn.Linear(3, 3))
+
+
+def test_episode_subset_keeps_the_photos_and_their_sketches():
+    episodes = toy_episodes(q=30, g=10)  # sketch i belongs to photo i % 10
+    sub = episodes.subset([7, 2])
+    assert torch.equal(sub.photos, episodes.photos[[7, 2]])
+    kept = [i for i in range(30) if i % 10 in (7, 2)]
+    assert torch.equal(sub.features, episodes.features[kept])
+    assert sub.targets.tolist() == [0 if i % 10 == 7 else 1 for i in kept]  # photo 7 is now photo 0
+    # ranks within the smaller gallery: the same distances, fewer competitors
+    full, small = evaluate_supervised(episodes)[kept], evaluate_supervised(sub)
+    assert (small <= full).all() and (small <= 2).all()
 
 
 def test_supervised_init_reproduces_the_supervised_ranks():
@@ -173,6 +191,15 @@ def test_ppo_a_clip_increases_the_reward_where_it_must():
     start = GaussianPolicy.from_head(episodes.head, "random")  # the same random init
     before, after = ((1.0 / evaluate_policy(p, episodes).float()).mean().item() for p in (start, policy))
     assert after > before + 0.15
+
+
+def test_ppo_kl_beta_stays_bounded_and_the_policy_finite():
+    # a KL target far below what one Adam step gives: beta doubles every update until it meets its cap
+    cfg = RLConfig(algorithm="ppo-a-kl", reward="inv-rank", kl_target=1e-9, lr=1e-2, epochs=5, device="cpu",
+                   num_threads=1)
+    policy, history = train_policy(toy_episodes(), cfg, progress=False)
+    assert history[-1]["kl_beta"] == KL_BETA_RANGE[1]
+    assert all(torch.isfinite(p).all() for p in policy.parameters())
 
 
 def test_trpo_respects_its_kl_limit():
@@ -267,3 +294,15 @@ def test_sketch_with_fewer_points_than_steps_is_named():
     with pytest.raises(DataError, match="^my-key: sketch has 2 points, fewer than the 17"):
         build_episodes(model, [sketch], np.zeros((2, 28, 28, 3), np.uint8), [0], size=24, schedule="official17",
                        keys=["my-key"])
+
+
+def test_train_policies_side_by_side_equals_one_by_one():
+    episodes = toy_episodes()
+    cfgs = [RLConfig(algorithm=a, reward="inv-rank", epochs=2, device="cpu", seed=s)
+            for a, s in (("ppo-a-clip", 0), ("vpg", 1))]
+    together = train_policies(episodes, cfgs, workers=2, progress=False)
+    for cfg, (policy, history) in zip(cfgs, together):
+        alone, alone_history = train_policy(episodes, dataclasses.replace(cfg, num_threads=1), progress=False)
+        assert history == alone_history
+        for a, b in zip(policy.state_dict().values(), alone.state_dict().values()):
+            assert torch.equal(a, b)
