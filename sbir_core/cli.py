@@ -287,7 +287,7 @@ def _run_onthefly_train(args: argparse.Namespace) -> int:
     record = {"command": args.command_line, "base_run": str(Path(args.base).resolve()),
               "dataset": {"name": data.name, "format": data.format, "root": str(args.data),
                           "train_sketches": len(episodes), "train_photos": int(episodes.photos.shape[0])},
-              "device": device_description(device), "commit": git_commit(),
+              "device": device_description(device, cfg.num_threads), "commit": git_commit(),
               "wall_time_s": round(time.perf_counter() - t0, 2)}
     save_policy_run(out, policy, cfg, history, record)
     last = history[-1]

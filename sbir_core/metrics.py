@@ -61,6 +61,16 @@ def retrieval_metrics(distances: ArrayLike, positives: ArrayLike, ks: Sequence[i
     return out
 
 
+def sketch_needed(ranks: ArrayLike, top: int = 5) -> np.ndarray:
+    """Per query, the share of the sketch drawn when the true photo first enters the top ``top`` and stays there to
+    the end: ``(t + 1) / T`` for the first such step index t of ``ranks`` (Q, T); 1.0 if it never does."""
+    r = np.asarray(ranks.cpu() if isinstance(ranks, torch.Tensor) else ranks)
+    steps = r.shape[1]
+    stays = np.flip(np.logical_and.accumulate(np.flip(r <= top, 1), axis=1), 1)  # in the top from step t to the end
+    first = np.where(stays.any(1), stays.argmax(1), steps - 1)  # never: the whole sketch
+    return (first + 1) / steps
+
+
 def onthefly_metrics(ranks: ArrayLike, gallery_size: int, top: int = 5) -> dict[str, object]:
     """Metrics of on-the-fly retrieval (Bhunia et al., CVPR 2020, Sec. 4) from ``ranks`` (Q, T): the 1-based rank of
     each query's true photo after each of T equally spaced completion steps (the last one is the whole sketch).
@@ -81,11 +91,7 @@ def onthefly_metrics(ranks: ArrayLike, gallery_size: int, top: int = 5) -> dict[
         raise ValueError(f"ranks must be a non-empty (queries, steps) array, got shape {r.shape}")
     if r.min() < 1 or r.max() > gallery_size:
         raise ValueError(f"ranks must lie in 1..{gallery_size} (the gallery size)")
-    steps = r.shape[1]
-    inside = r <= top
-    stays = np.flip(np.logical_and.accumulate(np.flip(inside, 1), axis=1), 1)  # in the top from step t to the end
-    first = np.where(stays.any(1), stays.argmax(1), steps - 1)  # never: the whole sketch
-    needed = (first + 1) / steps
+    needed = sketch_needed(r, top)
     return {
         "m@A": float(ranking_percentile(r, gallery_size).mean()),
         "m@B": float((1.0 / r).mean()),

@@ -553,11 +553,11 @@ def git_commit(path: str | Path = Path(__file__).parent) -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
-def device_description(device: torch.device) -> str:
-    """``"cuda: <name>"`` or ``"cpu: <n> threads"``."""
+def device_description(device: torch.device, threads: int | None = None) -> str:
+    """``"cuda: <name>"`` or ``"cpu: <n> threads"`` (``threads``: those a run set for itself; default torch's)."""
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
-    return f"cpu: {torch.get_num_threads()} threads"
+    return f"cpu: {threads or torch.get_num_threads()} threads"
 
 
 __all__ = ["SplitTensors", "TrainResult", "carve_validation", "device_description", "distance_matrix", "eval_views",

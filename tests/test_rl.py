@@ -17,7 +17,7 @@ from sbir_core.config import ModelConfig, override, preset
 from sbir_core.data import Sketch, load_dataset
 from sbir_core.errors import ConfigError, DataError
 from sbir_core.losses import build_loss
-from sbir_core.metrics import onthefly_metrics
+from sbir_core.metrics import onthefly_metrics, sketch_needed
 from sbir_core.models import build_embedding_net, build_model
 from sbir_core.onthefly_baselines import BASELINES, train_baseline
 from sbir_core.rl import (ALGORITHMS, KL_BETA_RANGE, Episodes, GaussianPolicy, RLConfig, build_episodes, episode_ranks,
@@ -42,6 +42,7 @@ def test_onthefly_metrics_by_hand():
     assert m["mean_rank_per_step"] == pytest.approx([17 / 3, 5, 7 / 3, 8 / 3])
     assert m["sketch_needed"] == pytest.approx((3 / 4 + 1 + 1 / 4) / 3)
     assert m["sketch_saved"] == pytest.approx((1 / 4 + 0 + 3 / 4) / 3)
+    assert sketch_needed(ranks).tolist() == [3 / 4, 1.0, 1 / 4]
     with pytest.raises(ValueError, match="1..10"):
         onthefly_metrics(np.array([[0, 1]]), 10)
 
@@ -252,6 +253,7 @@ def test_onthefly_train_then_eval(base_run, tmp_path, capsys):
     assert "trained ppo-a-clip (eq4 reward)" in capsys.readouterr().out
     record = json.loads((out / "config.json").read_text())
     assert record["rl"]["steps"] == 4 and record["base_run"] == str(run.resolve())
+    assert record["device"] == "cpu: 1 threads"  # the run's own thread count, not torch's default
     assert record["command"].startswith(f"sbir onthefly train --base {run}")
     assert len((out / "history.jsonl").read_text().splitlines()) == 4  # 16 sketches / 8 per update x 2 epochs
     cfg, _, policy = load_policy_run(out)
