@@ -89,7 +89,7 @@ def test_notebook_outputs_are_stored_clean_and_in_order(path: Path) -> None:
 
 # --- the testing contract (README, "Testing contract") ----------------------------------------------------------------
 SANITIZER = ROOT / "tools" / "nbval_sanitize.cfg"
-TRAINS = ("cached_fit(", "cached_fit_many(", "fit(")
+TRAINS = ("cached_fit(", "cached_fit_many(", "fit(", "train_policies(", "train_policy(", "train_baseline(")
 RECORDED = ("record.figure(", "record.verdict(")
 
 
