@@ -448,8 +448,8 @@ class GaussianPolicy(nn.Module):
         return self.mean(features)
 
     def dist(self, features: torch.Tensor) -> Normal:
-        mean = self.mean(features)
-        return Normal(mean, self.log_std.exp().expand_as(mean))
+        mean = self.mean(features)  # no argument validation: 8 % of an update; train_policy checks the weights
+        return Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False)
 
     def act(self, features: torch.Tensor, deterministic: bool = True,
             generator: torch.Generator | None = None) -> torch.Tensor:
