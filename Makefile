@@ -49,9 +49,8 @@ html: $(STAMP)
 
 book: notebooks html
 
-# The unit tests are small and mostly single-threaded: one worker per core (pytest-xdist) halves their time here.
 unit: $(STAMP)
-	$(VENV)/bin/pytest tests/ -q -n auto
+	$(VENV)/bin/pytest tests/ -q
 
 nbval: data
 	$(VENV)/bin/pytest -q --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg \
