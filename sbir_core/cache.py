@@ -22,21 +22,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from sbir_core.config import RunConfig, override
-from sbir_core.runtime import get_device, progress_disabled, usable_cpus
+from sbir_core.runtime import get_device, map_in_processes, usable_cpus
 from sbir_core.train import SplitTensors, TrainResult, fit, with_weights
 
 #: The package sources that decide what training produces (relative to ``sbir_core/``).
@@ -186,12 +183,7 @@ def cached_fit_many(cfgs: Sequence[RunConfig], train: SplitTensors, device: str 
         todo = [cfgs[keys.index(key)] for key in sorted(new, key=keys.index)]
         workers = min(len(todo), usable_cpus() if workers is None else workers)
         if workers > 1:
-            context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started its threads
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                jobs = [pool.submit(_train_job, root, cfg, train) for cfg in todo]
-                for job in tqdm(as_completed(jobs), total=len(jobs), desc=f"training ({workers} processes)",
-                                disable=progress_disabled(progress)):
-                    job.result()
+            map_in_processes(_train_job, [(root, cfg, train) for cfg in todo], workers, "training", progress)
         return [replace(_cached_fit(root, cfg, train, device, progress), cached=key not in new)
                 for cfg, key in zip(cfgs, keys)]
 

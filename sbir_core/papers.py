@@ -33,7 +33,6 @@ IJCV_TABLE4: dict[str, dict[str, Figure]] = {
                       "Full": (69.14, 97.22)},
 }
 
-#: The name our ``results/`` records give each real dataset, and its name in the tables above.
 #: CVPR 2020 on-the-fly, "Quantitative results on different baselines": (m@A, m@B, A@5, A@10) per dataset.
 ONTHEFLY_TABLE1: dict[str, dict[str, tuple[float, float, float, float]]] = {
     "QMUL-Chair-V2": {"B1": (77.18, 29.04, 76.47, 88.13), "B2": (80.46, 28.07, 74.31, 86.69),
@@ -60,6 +59,7 @@ ONTHEFLY_REWARDS: dict[str, dict[str, tuple[float, float]]] = {
                      "eq4": (85.38, 21.44)},
 }
 
+#: The name our ``results/`` records give each real dataset, and its name in the tables above.
 DATASET_NAMES = {"shoes": "QMUL-Shoe-V1", "ChairV2": "QMUL-Chair-V2"}
 
 

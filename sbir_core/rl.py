@@ -23,8 +23,6 @@ import copy
 import dataclasses
 import json
 import math
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -44,7 +42,8 @@ from sbir_core.data.views import eval_views
 from sbir_core.errors import ConfigError, DataError
 from sbir_core.losses import pairwise_distance
 from sbir_core.models import EmbeddingNet, FlattenMLPHead, PoolHead, SBIRModel, photo_input, sketch_input
-from sbir_core.runtime import atomic_path, get_device, progress_disabled, seed_everything, usable_cpus
+from sbir_core.runtime import (atomic_path, get_device, map_in_processes, progress_disabled, seed_everything,
+                               usable_cpus)
 from sbir_core.train import _torch_settings, embed
 
 REWARDS = ("top1", "top5", "top10", "neg-rank", "inv-sqrt-rank", "inv-rank", "eq4")
@@ -97,8 +96,8 @@ class RLConfig:
 #: beta keeps doubling while the KL sits above its target, until the penalty overflows to inf and the policy to NaN.
 KL_BETA_RANGE = (1e-3, 1e3)
 ALGORITHM_NAMES = ("vpg", "ppo-a-clip", "ppo-ac-clip", "ppo-a-kl", "ppo-ac-kl", "trpo")
-_POSITIVE = ("lr", "epochs", "episodes_per_update", "samples", "clip_eps", "ppo_epochs", "kl_target", "kl_beta", "critic_lr",
-             "critic_hidden", "grad_clip", "max_kl", "cg_iters", "line_search_steps")
+_POSITIVE = ("lr", "epochs", "episodes_per_update", "samples", "clip_eps", "ppo_epochs", "kl_target", "kl_beta",
+             "critic_lr", "critic_hidden", "grad_clip", "max_kl", "cg_iters", "line_search_steps")
 
 
 def validate_rl_config(cfg: RLConfig) -> RLConfig:
@@ -358,9 +357,9 @@ def kendall_tau_b(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) ->
     for every row at once (the same tie handling and float64 arithmetic; NaN where a row is constant).
 
     Why not scipy itself: a call costs about 0.3 ms whatever n (Python-level overhead), and the Eq. 4 reward needs
-    16 x 19 of them per update, about 80 ms at 600 photos against 10 ms for the rest of a PPO-A-Clip update. This
-    batched version gives the identical statistic (tested against scipy) in about 30 ms: still three quarters of such
-    an update (``benchmarks/bench_onthefly.py --kendall``).
+    one per pair of consecutive steps of every play, ``episodes_per_update x samples x (T - 1)`` per update. This
+    batched version gives the identical statistic (tested against scipy) several times faster
+    (``benchmarks/bench_onthefly.py --kendall``).
     """
     return _tau_b(*_dense_ranks(np.asarray(x)), *_dense_ranks(np.asarray(y)))
 
@@ -542,7 +541,8 @@ def ppo_update(learner: Learner, batch: Rollout, cfg: RLConfig, *, critic: bool,
     * ``objective="kl"``: maximise mean(rho A) - beta KL(pi_old || pi), beta adapted after the batch (Sec. 4).
 
     The advantage A is the return minus V(features_t) with ``critic`` (trained by MSE on the returns), else minus the
-    batch-mean baseline (PPO-A, "actor only": the paper's PPO-A-Clip).
+    mean return of the same sketch's ``cfg.samples`` plays (:func:`_baseline_advantage`; PPO-A, "actor only": the
+    paper's PPO-A-Clip).
     """
     policy, features, actions = learner.policy, batch.features, batch.actions
     with torch.no_grad():
@@ -594,9 +594,9 @@ def conjugate_gradient(matvec: Callable[[torch.Tensor], torch.Tensor], b: torch.
 
 
 def trpo_update(learner: Learner, batch: Rollout, cfg: RLConfig) -> dict[str, float]:
-    """TRPO (Schulman et al., 2015) with the batch-mean baseline: the natural gradient F^-1 g by conjugate gradient
-    on Fisher-vector products (the Hessian of the mean KL), scaled to the trust region KL = ``max_kl``, then a
-    backtracking line search that halves the step until KL(old || new) <= ``max_kl`` and the surrogate improves
+    """TRPO (Schulman et al., 2015) with the per-sketch baseline of PPO-A: the natural gradient F^-1 g by conjugate
+    gradient on Fisher-vector products (the Hessian of the mean KL), scaled to the trust region KL = ``max_kl``, then
+    a backtracking line search that halves the step until KL(old || new) <= ``max_kl`` and the surrogate improves
     (else no step)."""
     policy, features, actions = learner.policy, batch.features, batch.actions
     params = list(policy.parameters())
@@ -700,13 +700,7 @@ def train_policies(episodes: Episodes, cfgs: Sequence[RLConfig], workers: int | 
     workers = min(len(cfgs), usable_cpus() if workers is None else workers)
     if workers <= 1:
         return [train_policy(episodes, cfg, progress) for cfg in cfgs]
-    context = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started its threads
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        jobs = [pool.submit(train_policy, episodes, cfg, False) for cfg in cfgs]
-        for _ in tqdm(as_completed(jobs), total=len(jobs), desc=f"RL runs ({workers} processes)", leave=False,
-                      disable=progress_disabled(progress)):
-            pass
-        return [job.result() for job in jobs]
+    return map_in_processes(train_policy, [(episodes, cfg, False) for cfg in cfgs], workers, "RL runs", progress)
 
 
 # --- evaluation -------------------------------------------------------------------------------------------------------
@@ -717,7 +711,7 @@ def episode_ranks(embedder: Callable[[torch.Tensor], torch.Tensor], episodes: Ep
     out = []
     for lo in range(0, len(episodes), chunk):
         emb = embedder(episodes.features[lo:lo + chunk])
-        out.append(target_ranks(gallery_distances(emb, episodes.photos), episodes.targets[lo:lo + chunk]))
+        out.append(rank_of_target(emb, episodes.photos, episodes.targets[lo:lo + chunk]))
     return torch.cat(out).cpu()
 
 

@@ -1,15 +1,18 @@
-"""Device choice, seeding and atomic file writes: the few things every module needs."""
+"""Device choice, seeding, worker processes and atomic file writes: the few things every module needs."""
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import random
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 
 def get_device(name: str | None = "auto") -> torch.device:
@@ -45,6 +48,19 @@ def progress_disabled(progress: bool = True) -> bool:
 def usable_cpus() -> int:
     """The CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def map_in_processes(fn: Callable[..., Any], jobs: Sequence[tuple], workers: int, desc: str,
+                     progress: bool = True) -> list[Any]:
+    """``[fn(*args) for args in jobs]`` in ``workers`` spawned processes (fork is unsafe once torch has started its
+    threads), with a progress bar as jobs finish; the first failed job's error is raised as soon as it is seen."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(fn, *args) for args in jobs]
+        for future in tqdm(as_completed(futures), total=len(futures), desc=f"{desc} ({workers} processes)",
+                           leave=False, disable=progress_disabled(progress)):
+            future.result()
+        return [future.result() for future in futures]
 
 
 @contextlib.contextmanager
