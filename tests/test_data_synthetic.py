@@ -1,5 +1,8 @@
 """The synthetic benchmark: format, determinism, metadata, and statistics in the range of real ChairV2."""
 import hashlib
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -91,10 +94,15 @@ def test_small_closed_loops_survive_a_large_pen_gap(tmp_path, seed, index):
     assert all(len(points) >= 2 for points in coordinates.values())
 
 
+def _generate_tiny(out: Path, seed: int) -> Path:
+    return generate(out, profile="tiny", seed=seed, workers=1, progress=False)
+
+
 def test_every_seed_generates(tmp_path):
-    for seed in range(8):
-        out = generate(tmp_path / f"s{seed}", profile="tiny", seed=seed, workers=1)
-        assert (out / "collection.json").is_file()
+    """Eight seeds, two at a time (each generation is one process; forked, so without a second import of torch)."""
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork")) as pool:
+        outs = list(pool.map(_generate_tiny, [tmp_path / f"s{seed}" for seed in range(8)], range(8)))
+    assert all((out / "collection.json").is_file() for out in outs)
 
 
 def test_ensure_synthetic_never_replaces_a_folder_it_did_not_write(tmp_path):
