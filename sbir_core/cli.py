@@ -1,4 +1,5 @@
-"""The ``sbir`` command line: ``sbir synth``, ``sbir data info``, ``sbir train``, ``sbir eval``, ``sbir onthefly``.
+"""The ``sbir`` command line: ``sbir synth``, ``sbir data info``, ``sbir train``, ``sbir eval``, ``sbir onthefly``,
+``sbir meta``.
 
 Each sub-command lives in a ``_add_<name>`` function that registers its parser and sets ``func``.
 Bad input ends with exit status 2 and a one-line error, never a traceback.
@@ -16,7 +17,7 @@ from sbir_core.errors import ConfigError, DataError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sbir", description="Fine-grained sketch-based image retrieval.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_data, _add_train, _add_eval, _add_onthefly):
+    for add in (_add_synth, _add_data, _add_train, _add_eval, _add_onthefly, _add_meta):
         add(sub)
     return parser
 
@@ -337,6 +338,88 @@ def _run_onthefly_eval(args: argparse.Namespace) -> int:
                  "eval_device": device_description(device)}
         with atomic_path(args.save) as tmp:
             tmp.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+    return 0
+
+
+# --- sbir meta -------------------------------------------------------------------------------------------------------
+def _add_meta(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("meta", help="adaptive FG-SBIR by meta-learning (Bhunia et al., ECCV 2022)")
+    meta = p.add_subparsers(dest="meta_command", required=True)
+    train = meta.add_parser("train", help="the supervised start, then meta-training, on a collection of categories")
+    train.add_argument("--data", required=True, help="a folder of category dataset folders (e.g. the synthetic "
+                                                     "collection written by sbir synth)")
+    train.add_argument("--out", required=True, help="a new folder: meta_run.json, meta_weights.pt")
+    train.add_argument("--method", default="ours", help="ours (default), anil, maml or sign-maml")
+    train.add_argument("--preset", default="book", help="the network and data size (sbir_core.config presets)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="a field of sbir_core.meta.MetaConfig (held_out=mug,teapot), or model.*/train.* of the "
+                            "network's RunConfig (repeatable)")
+    train.add_argument("--device", help="auto, cpu, cuda, ... (default: the configuration's device, auto)")
+    train.set_defaults(func=_run_meta_train)
+    adapt = meta.add_parser("adapt", help="acc@1/5/10 on a dataset's test split before and after adapting to K of its "
+                                          "training pairs")
+    adapt.add_argument("run_dir", help="a folder written by sbir meta train")
+    adapt.add_argument("--data", required=True, help="ONE dataset folder (a category the run never saw)")
+    adapt.add_argument("--shots", type=int, required=True, help="K: support pairs from the training split")
+    adapt.add_argument("--steps", type=int, help="inner-loop steps (default: the run's inner_steps)")
+    adapt.add_argument("--drawer", type=int, help="adapt to this drawer's sketches (user level; synthetic data)")
+    adapt.add_argument("--seed", type=int, default=0, help="draws the support set (default 0)")
+    adapt.add_argument("--device", default="auto")
+    adapt.add_argument("--json", action="store_true", help="print one JSON object (before, after, ...)")
+    adapt.set_defaults(func=_run_meta_adapt)
+
+
+def _run_meta_train(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from sbir_core.config import override, preset
+    from sbir_core.data import load_collection
+    from sbir_core.meta import META_RUN, build_meta_run, meta_preset, override_meta, save_meta_run
+    from sbir_core.train import device_description
+
+    net_sets = [o for o in args.overrides if o.split("=", 1)[0].split(".", 1)[0] in ("model", "train")]
+    meta_sets = [o for o in args.overrides if o not in net_sets]
+    cfg = override_meta(meta_preset(args.method), [*meta_sets, *([f"device={args.device}"] if args.device else [])])
+    run = override(preset(args.preset), net_sets)
+    device = _device(cfg.device)
+    out = Path(args.out)
+    if (out / META_RUN).exists():
+        raise ConfigError("--out", f"{out} already holds a meta-learning run ({META_RUN}); use a new folder")
+    t0 = time.perf_counter()
+    result = build_meta_run(load_collection(args.data), cfg, run)
+    save_meta_run(out, result, args.command_line)
+    last = result.history[-1] if result.history else {}
+    print(f"meta-trained {args.method} ({cfg.level} level, {len(result.supervised['pools'])} task pools, held out: "
+          f"{', '.join(cfg.held_out) or 'none'}): {len(result.history)} outer steps, last query loss "
+          f"{last.get('query_loss', float('nan')):.4f}, {time.perf_counter() - t0:.1f} s on "
+          f"{device_description(device, cfg.num_threads)}; run folder {out}")
+    return 0
+
+
+def _run_meta_adapt(args: argparse.Namespace) -> int:
+    import json
+
+    from sbir_core.data import load_dataset
+    from sbir_core.meta import adaptation_result, load_meta_run
+
+    if args.steps is not None and args.steps < 0:
+        raise ConfigError("--steps", f"must not be negative, got {args.steps}")
+    result = load_meta_run(args.run_dir, _device(args.device))
+    data = load_dataset(args.data)
+    res = adaptation_result(result, data, args.shots, args.steps, args.seed, args.drawer)
+    seen = data.name in result.categories and data.name not in result.meta.held_out
+    res["seen_in_meta_training"] = bool(seen and result.meta.level == "category")
+    if args.json:
+        print(json.dumps(res, sort_keys=True))
+        return 0
+    who = f"{data.name}" + (f", drawer {args.drawer}" if args.drawer is not None else "")
+    note = " (a category the run was meta-trained on)" if res["seen_in_meta_training"] else ""
+    print(f"{who}{note}: {res['after']['n_queries']} test sketches, gallery {res['after']['gallery_size']}; "
+          f"{args.shots} support pairs, {res['steps']} steps on the {res['adapted']}")
+    print(f"  {'':8s}{'acc@1':>8s}{'acc@5':>8s}{'acc@10':>8s}")
+    for name in ("before", "after"):
+        print(f"  {name:8s}" + "".join(f"{res[name][k]:8.4f}" for k in ("acc@1", "acc@5", "acc@10")))
     return 0
 
 

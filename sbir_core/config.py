@@ -230,6 +230,11 @@ def _parse(value: str, annotation: Any) -> Any:
             return kind(value)
     if hint.startswith("dict"):
         return json.loads(value)
+    if hint.startswith("list"):  # a JSON list, or comma-separated words: held_out=mug,teapot
+        items = json.loads(value) if value.startswith("[") else [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(items, list):
+            raise ValueError(f"expected a list, got {value!r}")
+        return [str(v) for v in items]
     return value
 
 

@@ -41,7 +41,7 @@ from sbir_core.data.sketch import Sketch
 from sbir_core.data.views import eval_views
 from sbir_core.errors import ConfigError, DataError
 from sbir_core.losses import pairwise_distance
-from sbir_core.models import EmbeddingNet, FlattenMLPHead, PoolHead, SBIRModel, photo_input, sketch_input
+from sbir_core.models import EmbeddingNet, SBIRModel, photo_input, sketch_input, split_final_layer
 from sbir_core.runtime import (atomic_path, get_device, map_in_processes, progress_disabled, seed_everything,
                                usable_cpus)
 from sbir_core.train import _torch_settings, embed
@@ -183,28 +183,6 @@ class Episodes:
     def to(self, device: torch.device | str) -> "Episodes":
         return Episodes(self.features.to(device), self.photos.to(device), self.targets.to(device),
                         copy.deepcopy(self.head).to(device))
-
-
-def split_final_layer(net: EmbeddingNet) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Linear]:
-    """``(features_fn, final_linear)`` with ``final_linear(features_fn(x)) == net.head(net.backbone(x))``.
-
-    Works for :class:`PoolHead` with a linear layer (its ``fc``; the book preset) and :class:`FlattenMLPHead` (the last
-    module of its MLP; the real presets). ``net.normalize`` L2-normalises the output of the final layer; the policy's
-    actions are normalised the same way before ranking (:func:`rank_of_target`).
-    """
-    head = net.head
-    if isinstance(head, PoolHead) and isinstance(head.fc, nn.Linear):
-        def features(x: torch.Tensor) -> torch.Tensor:
-            f = net.backbone(x)[head.feature]
-            return f.amax(dim=(2, 3)) if head.pool == "max" else f.mean(dim=(2, 3))
-        return features, head.fc
-    if isinstance(head, FlattenMLPHead) and isinstance(head.mlp[-1], nn.Linear):
-        return lambda x: head.mlp[:-1](net.backbone(x)[head.feature]), head.mlp[-1]
-    if isinstance(head, PoolHead):
-        raise ConfigError("model.embed_dim", "the pooling head has no final Linear layer (embed_dim=None), so there "
-                          "is no layer for the policy to replace")
-    raise ConfigError("model.head", f"on-the-fly RL needs a PoolHead with a linear layer or a FlattenMLPHead; this "
-                      f"model's head is a {type(head).__name__}")
 
 
 def build_episodes(model: SBIRModel, sketches: Sequence[Sketch], photos: torch.Tensor | np.ndarray,
@@ -768,5 +746,5 @@ __all__ = ["ALGORITHMS", "KL_BETA_RANGE", "REWARDS", "Episodes", "GaussianPolicy
            "build_episodes", "conjugate_gradient", "discounted_returns", "episode_ranks", "episodes_from_split",
            "evaluate_policy", "evaluate_supervised", "gallery_distances", "global_reward", "kendall_tau_b",
            "kendall_tau_distances", "load_policy_run", "n_steps", "override_rl", "ppo_update", "rank_of_target",
-           "rollout", "save_policy_run", "split_final_layer", "step_rewards", "target_ranks", "train_policies",
+           "rollout", "save_policy_run", "step_rewards", "target_ranks", "train_policies",
            "train_policy", "trpo_update", "validate_rl_config", "vpg_update"]

@@ -112,7 +112,7 @@ def tiny_run_config():
 
 
 def test_split_final_layer_reproduces_both_heads():
-    from sbir_core.rl import split_final_layer
+    from sbir_core.models import split_final_layer
 
     x = torch.randn(3, 3, 24, 24)
     for head in ("pool", "mlp"):

@@ -13,7 +13,7 @@ from torch import nn
 from sbir_core.config import ModelConfig
 from sbir_core.models.backbones import BACKBONES, Backbone, build_backbone
 from sbir_core.models.embedding import (EmbeddingNet, FlattenMLPHead, PoolHead, SBIRModel, photo_input,
-                                        sketch_input)
+                                        sketch_input, split_final_layer)
 
 ModelBuilder = Callable[[ModelConfig], SBIRModel]
 MODELS: dict[str, ModelBuilder] = {}
@@ -65,7 +65,7 @@ def triplet_sn(cfg: ModelConfig) -> SBIRModel:
 
 __all__ = ["BACKBONES", "MODELS", "Backbone", "EmbeddingNet", "FlattenMLPHead", "PoolHead", "SBIRModel",
            "build_backbone", "build_embedding_net", "build_head", "build_model", "photo_input", "register_model",
-           "sketch_input"]
+           "sketch_input", "split_final_layer"]
 
 # The attention chapter's models register themselves on import (attention, fusion, attention-fusion).
 from sbir_core.models import attention as _attention  # noqa: E402,F401

@@ -6,10 +6,13 @@ network), and with a separate ``photo`` network it is the heterogeneous variant.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sbir_core.errors import ConfigError
 from sbir_core.models.backbones import Backbone
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -129,3 +132,26 @@ class SBIRModel(nn.Module):
             out = self.sketch(torch.cat([sketches, photos]))
             return out[: len(sketches)], out[len(sketches):]
         return self.sketch(sketches), self.photo(photos)
+
+
+def split_final_layer(net: EmbeddingNet) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Linear]:
+    """``(features_fn, final_linear)`` with ``final_linear(features_fn(x)) == net.head(net.backbone(x))``.
+
+    Works for :class:`PoolHead` with a linear layer (its ``fc``; the book preset) and :class:`FlattenMLPHead` (the last
+    module of its MLP; the real presets). ``net.normalize`` L2-normalises the output of the final layer; the on-the-fly
+    policy (``sbir_core.rl``) and the meta-learned head (``sbir_core.meta``) replace or adapt ``final_linear``.
+    """
+    head = net.head
+    if isinstance(head, PoolHead) and isinstance(head.fc, nn.Linear):
+        def features(x: torch.Tensor) -> torch.Tensor:
+            f = net.backbone(x)[head.feature]
+            return f.amax(dim=(2, 3)) if head.pool == "max" else f.mean(dim=(2, 3))
+        return features, head.fc
+    if isinstance(head, FlattenMLPHead) and isinstance(head.mlp[-1], nn.Linear):
+        return lambda x: head.mlp[:-1](net.backbone(x)[head.feature]), head.mlp[-1]
+    if isinstance(head, PoolHead):
+        raise ConfigError("model.embed_dim", "the pooling head has no final Linear layer (embed_dim=None), so there "
+                          "is no final layer to adapt or replace")
+    raise ConfigError("model.head", f"a final layer to adapt or replace needs a PoolHead with a linear layer or a "
+                      f"FlattenMLPHead; this "
+                      f"model's head is a {type(head).__name__}")
