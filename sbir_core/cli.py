@@ -346,8 +346,9 @@ def _add_meta(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("meta", help="adaptive FG-SBIR by meta-learning (Bhunia et al., ECCV 2022)")
     meta = p.add_subparsers(dest="meta_command", required=True)
     train = meta.add_parser("train", help="the supervised start, then meta-training, on a collection of categories")
-    train.add_argument("--data", required=True, help="a folder of category dataset folders (e.g. the synthetic "
-                                                     "collection written by sbir synth)")
+    train.add_argument("--data", required=True, action="append", help="a folder of dataset folders (e.g. the "
+                       "synthetic collection of sbir synth) or one dataset folder (e.g. QMUL-Chair-V2); repeatable: "
+                       "the categories of all of them")
     train.add_argument("--out", required=True, help="a new folder: meta_run.json, meta_weights.pt")
     train.add_argument("--method", default="ours", help="ours (default), anil, maml or sign-maml")
     train.add_argument("--preset", default="book", help="the network and data size (sbir_core.config presets)")
@@ -362,6 +363,9 @@ def _add_meta(sub: argparse._SubParsersAction) -> None:
     adapt.add_argument("--data", required=True, help="ONE dataset folder (a category the run never saw)")
     adapt.add_argument("--shots", type=int, required=True, help="K: support pairs from the training split")
     adapt.add_argument("--steps", type=int, help="inner-loop steps (default: the run's inner_steps)")
+    adapt.add_argument("--adapt", choices=("head", "all"), help="what to adapt (default: the run's; 'head' or 'all' "
+                       "on a run with meta_steps=0 are the fine-tuning baselines)")
+    adapt.add_argument("--lr", type=float, help="step size of the adaptation (default: the run's inner_lr)")
     adapt.add_argument("--drawer", type=int, help="adapt to this drawer's sketches (user level; synthetic data)")
     adapt.add_argument("--seed", type=int, default=0, help="draws the support set (default 0)")
     adapt.add_argument("--device", default="auto")
@@ -374,7 +378,6 @@ def _run_meta_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from sbir_core.config import override, preset
-    from sbir_core.data import load_collection
     from sbir_core.meta import META_RUN, build_meta_run, meta_preset, override_meta, save_meta_run
     from sbir_core.train import device_description
 
@@ -387,7 +390,7 @@ def _run_meta_train(args: argparse.Namespace) -> int:
     if (out / META_RUN).exists():
         raise ConfigError("--out", f"{out} already holds a meta-learning run ({META_RUN}); use a new folder")
     t0 = time.perf_counter()
-    result = build_meta_run(load_collection(args.data), cfg, run)
+    result = build_meta_run(_datasets(args.data), cfg, run)
     save_meta_run(out, result, args.command_line)
     last = result.history[-1] if result.history else {}
     print(f"meta-trained {args.method} ({cfg.level} level, {len(result.supervised['pools'])} task pools, held out: "
@@ -398,6 +401,7 @@ def _run_meta_train(args: argparse.Namespace) -> int:
 
 
 def _run_meta_adapt(args: argparse.Namespace) -> int:
+    import dataclasses
     import json
 
     from sbir_core.data import load_dataset
@@ -405,9 +409,14 @@ def _run_meta_adapt(args: argparse.Namespace) -> int:
 
     if args.steps is not None and args.steps < 0:
         raise ConfigError("--steps", f"must not be negative, got {args.steps}")
+    if args.lr is not None and not args.lr > 0:
+        raise ConfigError("--lr", f"must be positive, got {args.lr}")
     result = load_meta_run(args.run_dir, _device(args.device))
+    if args.lr is not None:
+        result = dataclasses.replace(result, meta=dataclasses.replace(result.meta, inner_lr=args.lr))
     data = load_dataset(args.data)
-    res = adaptation_result(result, data, args.shots, args.steps, args.seed, args.drawer)
+    res = adaptation_result(result, data, args.shots, args.steps, args.seed, args.drawer, args.adapt)
+    res["lr"] = result.meta.inner_lr
     seen = data.name in result.categories and data.name not in result.meta.held_out
     res["seen_in_meta_training"] = bool(seen and result.meta.level == "category")
     if args.json:
@@ -421,6 +430,27 @@ def _run_meta_adapt(args: argparse.Namespace) -> int:
     for name in ("before", "after"):
         print(f"  {name:8s}" + "".join(f"{res[name][k]:8.4f}" for k in ("acc@1", "acc@5", "acc@10")))
     return 0
+
+
+def _datasets(paths: Sequence[str]) -> dict:
+    """The datasets of ``paths``, each a dataset folder or a folder of them, by name; a name twice is refused."""
+    from sbir_core.data import load_collection, load_dataset
+    from sbir_core.data.load import detect_format
+
+    out: dict = {}
+    for path in paths:
+        try:
+            detect_format(path)
+        except DataError:  # not one dataset: a folder of them
+            found = load_collection(path)
+        else:
+            data = load_dataset(path)
+            found = {data.name: data}
+        twice = sorted(set(found) & set(out))
+        if twice:
+            raise DataError(f"dataset names {twice} appear twice among the --data folders", path)
+        out.update(found)
+    return out
 
 
 def _device(name: str):

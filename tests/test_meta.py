@@ -298,3 +298,23 @@ def test_meta_train_then_adapt_from_the_command_line(collection, tmp_path, capsy
             "method: 'reptile'")
     (out / meta.WEIGHTS).write_bytes(b"truncated")
     refused(["meta", "adapt", str(out), "--data", mug, "--shots", "1"], str(out / meta.WEIGHTS))
+
+
+def test_meta_train_takes_several_data_folders_and_adapt_runs_the_fine_tuning_baselines(collection, tmp_path,
+                                                                                        capsys):
+    out = tmp_path / "base"
+    sets = [*NET, "held_out=mug", "shots=2", "queries=2", "meta_steps=0", "pretrain_epochs=1", "num_threads=1"]
+    # the collection, and one of its categories again as a dataset folder: that name twice is refused
+    assert main(["meta", "train", "--data", str(collection), "--data", str(collection / "lamp"), "--out", str(out),
+                 "--device", "cpu", *[a for s in sets for a in ("--set", s)]]) == 2
+    assert "dataset names ['lamp'] appear twice" in capsys.readouterr().err
+    assert main(["meta", "train", "--data", str(collection), "--out", str(out), "--device", "cpu",
+                 *[a for s in sets for a in ("--set", s)]]) == 0
+    capsys.readouterr()
+    for what, lr in (("head", "0.05"), ("all", "0.001")):
+        assert main(["meta", "adapt", str(out), "--data", str(collection / "mug"), "--shots", "2", "--adapt", what,
+                     "--lr", lr, "--steps", "3", "--json", "--device", "cpu"]) == 0
+        res = json.loads(capsys.readouterr().out)
+        assert res["adapted"] == what and res["lr"] == float(lr) and res["steps"] == 3
+    assert main(["meta", "adapt", str(out), "--data", str(collection / "mug"), "--shots", "2", "--lr", "0"]) == 2
+    assert "--lr: must be positive" in capsys.readouterr().err
