@@ -361,15 +361,17 @@ def _add_meta(sub: argparse._SubParsersAction) -> None:
                                           "training pairs")
     adapt.add_argument("run_dir", help="a folder written by sbir meta train")
     adapt.add_argument("--data", required=True, help="ONE dataset folder (a category the run never saw)")
-    adapt.add_argument("--shots", type=int, required=True, help="K: support pairs from the training split")
+    adapt.add_argument("--shots", type=int, nargs="+", required=True, help="K: support pairs from the training "
+                       "split (several: one result each)")
     adapt.add_argument("--steps", type=int, help="inner-loop steps (default: the run's inner_steps)")
     adapt.add_argument("--adapt", choices=("head", "all"), help="what to adapt (default: the run's; 'head' or 'all' "
                        "on a run with meta_steps=0 are the fine-tuning baselines)")
     adapt.add_argument("--lr", type=float, help="step size of the adaptation (default: the run's inner_lr)")
     adapt.add_argument("--drawer", type=int, help="adapt to this drawer's sketches (user level; synthetic data)")
-    adapt.add_argument("--seed", type=int, default=0, help="draws the support set (default 0)")
+    adapt.add_argument("--seeds", type=int, nargs="+", default=[0], help="each draws a support set (default 0)")
     adapt.add_argument("--device", default="auto")
-    adapt.add_argument("--json", action="store_true", help="print one JSON object (before, after, ...)")
+    adapt.add_argument("--json", action="store_true", help="print one JSON object (before, after, ...) per line, "
+                       "for each number of shots and seed")
     adapt.set_defaults(func=_run_meta_adapt)
 
 
@@ -415,20 +417,21 @@ def _run_meta_adapt(args: argparse.Namespace) -> int:
     if args.lr is not None:
         result = dataclasses.replace(result, meta=dataclasses.replace(result.meta, inner_lr=args.lr))
     data = load_dataset(args.data)
-    res = adaptation_result(result, data, args.shots, args.steps, args.seed, args.drawer, args.adapt)
-    res["lr"] = result.meta.inner_lr
     seen = data.name in result.categories and data.name not in result.meta.held_out
-    res["seen_in_meta_training"] = bool(seen and result.meta.level == "category")
-    if args.json:
-        print(json.dumps(res, sort_keys=True))
-        return 0
-    who = f"{data.name}" + (f", drawer {args.drawer}" if args.drawer is not None else "")
-    note = " (a category the run was meta-trained on)" if res["seen_in_meta_training"] else ""
-    print(f"{who}{note}: {res['after']['n_queries']} test sketches, gallery {res['after']['gallery_size']}; "
-          f"{args.shots} support pairs, {res['steps']} steps on the {res['adapted']}")
-    print(f"  {'':8s}{'acc@1':>8s}{'acc@5':>8s}{'acc@10':>8s}")
-    for name in ("before", "after"):
-        print(f"  {name:8s}" + "".join(f"{res[name][k]:8.4f}" for k in ("acc@1", "acc@5", "acc@10")))
+    for shots in args.shots:
+        for seed in args.seeds:
+            res = adaptation_result(result, data, shots, args.steps, seed, args.drawer, args.adapt)
+            res.update(lr=result.meta.inner_lr, seen_in_meta_training=bool(seen and result.meta.level == "category"))
+            if args.json:
+                print(json.dumps(res, sort_keys=True), flush=True)
+                continue
+            who = f"{data.name}" + (f", drawer {args.drawer}" if args.drawer is not None else "")
+            note = " (a category the run was meta-trained on)" if res["seen_in_meta_training"] else ""
+            print(f"{who}{note}: {res['after']['n_queries']} test sketches, gallery {res['after']['gallery_size']}; "
+                  f"{shots} support pairs (seed {seed}), {res['steps']} steps on the {res['adapted']}")
+            print(f"  {'':8s}{'acc@1':>8s}{'acc@5':>8s}{'acc@10':>8s}")
+            for name in ("before", "after"):
+                print(f"  {name:8s}" + "".join(f"{res[name][k]:8.4f}" for k in ("acc@1", "acc@5", "acc@10")))
     return 0
 
 

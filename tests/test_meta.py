@@ -281,6 +281,10 @@ def test_meta_train_then_adapt_from_the_command_line(collection, tmp_path, capsy
                  "--device", "cpu"]) == 0
     text = capsys.readouterr().out
     assert "before" in text and "after" in text
+    assert main(["meta", "adapt", str(out), "--data", str(collection / "mug"), "--shots", "1", "2", "--seeds", "0",
+                 "1", "--json", "--device", "cpu"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["shots"], r["seed"]) for r in rows] == [(1, 0), (1, 1), (2, 0), (2, 1)]
 
     def refused(argv, message):
         assert main(argv) == 2
