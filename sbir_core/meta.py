@@ -597,6 +597,8 @@ def build_meta_run(datasets: dict[str, FGSBIRData], cfg: MetaConfig, run: RunCon
     device = get_device(cfg.device)
     seed_everything(cfg.seed)
     run = base_run_config(run, cfg.pretrain_epochs, cfg.seed)
+    if cfg.num_threads:
+        run = override(run, [f"train.num_threads={cfg.num_threads}"])
     size = run.model.input_size
     pools = usable_pools(task_pools(datasets, cfg, run.train.data_size, categories), cfg)
     if cfg.semantic_file:

@@ -34,9 +34,15 @@ def datasets(collection):
     return load_collection(collection)
 
 
+@pytest.fixture(scope="module")
+def run_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("run-cache")
+
+
 @pytest.fixture(autouse=True)
-def no_run_cache(monkeypatch):
-    monkeypatch.setenv("SBIR_CACHE", "off")
+def shared_run_cache(monkeypatch, run_cache):
+    """One run cache for this module: the supervised start of the tiny collection trains once, not in every test."""
+    monkeypatch.setenv("SBIR_CACHE", str(run_cache))
 
 
 def tiny_learner(seed: int = 0) -> meta.MetaLearner:
@@ -98,9 +104,9 @@ def test_first_order_and_sign_updates_drop_the_gradient_of_the_gradient():
 
 
 @pytest.fixture(scope="module")
-def tiny_run(datasets):
+def tiny_run(datasets, run_cache):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SBIR_CACHE", "off")
+        mp.setenv("SBIR_CACHE", str(run_cache))
         return meta.build_meta_run(datasets, meta.meta_preset("ours", **TINY), override(preset("book"), NET),
                                    progress=False)
 
