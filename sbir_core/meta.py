@@ -513,6 +513,16 @@ def _centre(images: torch.Tensor, size: int, photos: bool) -> torch.Tensor:
     return photo_input(x) if photos else sketch_input(x)
 
 
+@torch.no_grad()
+def support_margin(learner: MetaLearner, support: Support, size: int) -> float:
+    """The inner-loop margin the margin network predicts for ``support`` (chapter 06's margins per category)."""
+    learner.eval()
+    device = learner.semantic.device
+    feats = [learner.features(_centre(x, size, photos=i > 0).to(device).contiguous(memory_format=torch.channels_last))
+             for i, x in enumerate((support.sketches, support.positives))]
+    return float(learner.predict_margin(*feats))
+
+
 def adapt(learner: MetaLearner, support: Support, cfg: MetaConfig, size: int, steps: int | None = None,
           what: str | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """Adapt to ``support`` and return the adapted embedding ``x -> M'(F'(x))`` (network input to unit vectors).
@@ -548,14 +558,22 @@ def adapt(learner: MetaLearner, support: Support, cfg: MetaConfig, size: int, st
 
 
 @torch.no_grad()
-def retrieval(embed_fn: Callable[[torch.Tensor], torch.Tensor], test: SplitTensors, size: int,
-              device: torch.device, batch_size: int = 64) -> dict[str, float]:
-    """acc@1/5/10 (and the rest of ``retrieval_metrics``) of ``test``'s sketches against its photos."""
+def test_distances(embed_fn: Callable[[torch.Tensor], torch.Tensor], test: SplitTensors, size: int,
+                   device: torch.device, batch_size: int = 64) -> torch.Tensor:
+    """(n_sketches, n_photos) squared distances of ``test``'s sketches to its photos under ``embed_fn``."""
     view = eval_views(test.sketches.shape[1], size, False)[0]
     s = embed(embed_fn, test.sketches, sketch_input, size, view, device, batch_size)
     p = embed(embed_fn, test.photos, photo_input, size, view, device, batch_size)
-    d = (s * s).sum(1, keepdim=True) + (p * p).sum(1) - 2 * s @ p.T
-    return retrieval_metrics(d.cpu(), test.positives)
+    return ((s * s).sum(1, keepdim=True) + (p * p).sum(1) - 2 * s @ p.T).cpu()
+
+
+def retrieval(embed_fn: Callable[[torch.Tensor], torch.Tensor], test: SplitTensors, size: int,
+              device: torch.device, batch_size: int = 64) -> dict[str, float]:
+    """acc@1/5/10 (and the rest of ``retrieval_metrics``) of ``test``'s sketches against its photos."""
+    return retrieval_metrics(test_distances(embed_fn, test, size, device, batch_size), test.positives)
+
+
+test_distances.__test__ = False  # a library function, not a pytest test
 
 
 # --- runs -------------------------------------------------------------------------------------------------------------
@@ -685,4 +703,5 @@ __all__ = ["ADAPT", "LEVELS", "METHODS", "MetaConfig", "MetaLearner", "MetaRun",
            "adapt", "adapt_head", "adaptation_result", "build_meta_run", "concat_splits", "draw_support",
            "draw_triplets", "keep_sketches", "load_meta_run", "meta_preset", "meta_train", "outer_loss",
            "override_meta", "read_embedding_file", "retrieval", "sample_tasks", "save_meta_run", "soft_triplet",
-           "task_pools", "usable_pools", "validate_meta_config", "vocabulary_embeddings"]
+           "support_margin", "task_pools", "test_distances", "usable_pools", "validate_meta_config",
+           "vocabulary_embeddings"]
