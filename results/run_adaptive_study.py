@@ -48,6 +48,19 @@ VARIANTS = {
 FINE_TUNING = {"fine-tune head": ("head", 10, 0.01), "fine-tune all": ("all", 10, 0.001)}
 
 
+def source_hash() -> str:
+    """sha256 of the package's Python sources and this script: provenance where the checkout has no git metadata."""
+    import hashlib
+    from pathlib import Path
+
+    import sbir_core
+
+    h = hashlib.sha256()
+    for path in sorted(Path(sbir_core.__file__).parent.rglob("*.py")) + [Path(__file__)]:
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()
+
+
 def evaluate(embed_fn, test: SplitTensors, size: int, device: torch.device) -> dict:
     d = meta.test_distances(embed_fn, test, size, device)
     return {**retrieval_metrics(d, test.positives), "ranks": true_match_ranks(d, test.positives).tolist()}
@@ -130,6 +143,7 @@ def main() -> None:
                        "test_sketches": {c: len(t) for c, (_, t) in held.items()}},
         "rows": rows, "wall_times_s": times,
         "command": "python results/run_adaptive_study.py " + " ".join(sys.argv[1:]), "commit": git_commit(),
+        "source_sha256": source_hash(),
         "device": device_description(device) + f" ({platform.machine()}), torch {torch.__version__}",
         "wall_time_s": round(time.perf_counter() - t0, 1),
     }
