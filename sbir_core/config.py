@@ -31,7 +31,7 @@ import dataclasses
 import json
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 from sbir_core.errors import ConfigError
 
@@ -238,14 +238,30 @@ def _parse(value: str, annotation: Any) -> Any:
     return value
 
 
+def split_assignment(item: str) -> tuple[str, str]:
+    """``"key=value"`` → ``("key", "value")``, keys stripped; ``ConfigError`` naming ``item`` without an ``=``."""
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise ConfigError(item, "an override must have the form key=value")
+    return key.strip(), value
+
+
+def override_fields(cfg: Any, assignments: Sequence[str], kind: str) -> Any:
+    """``field=value`` assignments (``--set``) applied to a copy of the flat dataclass ``cfg`` (the RL and
+    meta-learning settings); ``kind`` names it in errors."""
+    cfg = dataclasses.replace(cfg)
+    for item in assignments:
+        key, value = split_assignment(item)
+        set_field(cfg, key, value, key, kind)
+    return cfg
+
+
 def override(cfg: RunConfig, assignments: list[str]) -> RunConfig:
     """Apply ``section.field=value`` (or ``seed=3``) assignments to a copy of ``cfg``."""
     cfg = RunConfig.from_dict(cfg.to_dict())
     for item in assignments:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(item, "an override must have the form key=value")
-        *path, name = key.strip().split(".")
+        key, value = split_assignment(item)
+        *path, name = key.split(".")
         target: Any = cfg
         for part in path:
             target = getattr(target, part, None)

@@ -46,7 +46,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from tqdm.auto import tqdm
 
-from sbir_core.config import RunConfig, override, preset, set_field, validate_config
+from sbir_core.config import RunConfig, override, override_fields, preset, validate_config
 from sbir_core.data.split import FGSBIRData
 from sbir_core.data.views import eval_views, random_views
 from sbir_core.errors import ConfigError, DataError
@@ -128,13 +128,7 @@ def validate_meta_config(cfg: MetaConfig) -> MetaConfig:
 
 def override_meta(cfg: MetaConfig, assignments: Sequence[str]) -> MetaConfig:
     """``["shots=1", "held_out=[\\"mug\\"]"]`` applied to a copy of ``cfg``, then validated."""
-    cfg = dataclasses.replace(cfg)
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(item, "expected KEY=VALUE")
-        set_field(cfg, key.strip(), value.strip(), key.strip(), "meta-learning setting")
-    return validate_meta_config(cfg)
+    return validate_meta_config(override_fields(cfg, assignments, "meta-learning setting"))
 
 
 # --- tasks ------------------------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from torch import nn
 from torch.distributions import Normal, kl_divergence
 from tqdm.auto import tqdm
 
-from sbir_core.config import RunConfig, set_field
+from sbir_core.config import RunConfig, override_fields
 from sbir_core.data.render import SCHEDULES, progressive_rasters
 from sbir_core.data.sketch import Sketch
 from sbir_core.data.views import eval_views
@@ -125,13 +125,7 @@ def validate_rl_config(cfg: RLConfig) -> RLConfig:
 
 def override_rl(cfg: RLConfig, assignments: Sequence[str]) -> RLConfig:
     """Apply ``field=value`` assignments (``--set``) to a copy of ``cfg``."""
-    cfg = dataclasses.replace(cfg)
-    for item in assignments:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(item, "an override must have the form key=value")
-        set_field(cfg, key.strip(), value, key.strip(), kind="on-the-fly configuration")
-    return cfg
+    return override_fields(cfg, assignments, "on-the-fly configuration")
 
 
 def n_steps(steps: int, schedule: str) -> int:
