@@ -407,7 +407,7 @@ def _run_meta_adapt(args: argparse.Namespace) -> int:
     import json
 
     from sbir_core.data import load_dataset
-    from sbir_core.meta import adaptation_result, load_meta_run
+    from sbir_core.meta import adaptation_results, load_meta_run
 
     if args.steps is not None and args.steps < 0:
         raise ConfigError("--steps", f"must not be negative, got {args.steps}")
@@ -418,20 +418,18 @@ def _run_meta_adapt(args: argparse.Namespace) -> int:
         result = dataclasses.replace(result, meta=dataclasses.replace(result.meta, inner_lr=args.lr))
     data = load_dataset(args.data)
     seen = data.name in result.categories and data.name not in result.meta.held_out
-    for shots in args.shots:
-        for seed in args.seeds:
-            res = adaptation_result(result, data, shots, args.steps, seed, args.drawer, args.adapt)
-            res.update(lr=result.meta.inner_lr, seen_in_meta_training=bool(seen and result.meta.level == "category"))
-            if args.json:
-                print(json.dumps(res, sort_keys=True), flush=True)
-                continue
-            who = f"{data.name}" + (f", drawer {args.drawer}" if args.drawer is not None else "")
-            note = " (a category the run was meta-trained on)" if res["seen_in_meta_training"] else ""
-            print(f"{who}{note}: {res['after']['n_queries']} test sketches, gallery {res['after']['gallery_size']}; "
-                  f"{shots} support pairs (seed {seed}), {res['steps']} steps on the {res['adapted']}")
-            print(f"  {'':8s}{'acc@1':>8s}{'acc@5':>8s}{'acc@10':>8s}")
-            for name in ("before", "after"):
-                print(f"  {name:8s}" + "".join(f"{res[name][k]:8.4f}" for k in ("acc@1", "acc@5", "acc@10")))
+    for res in adaptation_results(result, data, args.shots, args.seeds, args.steps, args.drawer, args.adapt):
+        res.update(lr=result.meta.inner_lr, seen_in_meta_training=bool(seen and result.meta.level == "category"))
+        if args.json:
+            print(json.dumps(res, sort_keys=True), flush=True)
+            continue
+        who = f"{data.name}" + (f", drawer {args.drawer}" if args.drawer is not None else "")
+        note = " (a category the run was meta-trained on)" if res["seen_in_meta_training"] else ""
+        print(f"{who}{note}: {res['after']['n_queries']} test sketches, gallery {res['after']['gallery_size']}; "
+              f"{res['shots']} support pairs (seed {res['seed']}), {res['steps']} steps on the {res['adapted']}")
+        print(f"  {'':8s}{'acc@1':>8s}{'acc@5':>8s}{'acc@10':>8s}")
+        for name in ("before", "after"):
+            print(f"  {name:8s}" + "".join(f"{res[name][k]:8.4f}" for k in ("acc@1", "acc@5", "acc@10")))
     return 0
 
 

@@ -37,7 +37,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -50,6 +50,7 @@ from sbir_core.config import RunConfig, override, override_fields, preset, valid
 from sbir_core.data.split import FGSBIRData
 from sbir_core.data.views import eval_views, random_views
 from sbir_core.errors import ConfigError, DataError
+from sbir_core.losses import pairwise_distance
 from sbir_core.metrics import retrieval_metrics
 from sbir_core.models import SBIRModel, build_model, photo_input, sketch_input, split_final_layer
 from sbir_core.runtime import atomic_path, get_device, progress_disabled, seed_everything
@@ -398,24 +399,26 @@ def regularisers(learner: MetaLearner, fs: torch.Tensor, fp: torch.Tensor, categ
     return out
 
 
+def adapt_all(learner: MetaLearner, params: dict[str, torch.Tensor], xs: torch.Tensor, xp: torch.Tensor,
+              xn: torch.Tensor, cfg: MetaConfig, steps: int) -> dict[str, torch.Tensor]:
+    """The inner loop on every parameter of F and M (MAML), through ``functional_call``: ``steps`` updates with the
+    support triplets (network inputs xs, xp, xn), second order unless ``cfg.first_order``."""
+    buffers = dict(learner.net.named_buffers())
+    for _ in range(steps):
+        emb = [functional_call(learner.net, (params, buffers), (x,)) for x in (xs, xp, xn)]
+        grads = torch.autograd.grad(soft_triplet(*emb, cfg.margin0, cfg.temperature), list(params.values()),
+                                    create_graph=not cfg.first_order, allow_unused=True)
+        params = inner_step(params, {name: (g if g is not None else torch.zeros_like(p))
+                                     for (name, p), g in zip(params.items(), grads)}, cfg)
+    return params
+
+
 def _maml_query_loss(learner: MetaLearner, xs: torch.Tensor, xp: torch.Tensor, xn: torch.Tensor, k: int,
                      cfg: MetaConfig) -> torch.Tensor:
-    """MAML's inner loop on every parameter of F and M for one task (support = the first k), then its query loss."""
-    params = dict(learner.net.named_parameters())
+    """MAML's inner loop for one task (support = the first k), then its query loss."""
+    params = adapt_all(learner, dict(learner.net.named_parameters()), xs[:k], xp[:k], xn[:k], cfg, cfg.inner_steps)
     buffers = dict(learner.net.named_buffers())
-
-    def net(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        return functional_call(learner.net, (p, buffers), (x,))
-
-    for _ in range(cfg.inner_steps):
-        loss = soft_triplet(net(params, xs[:k]), net(params, xp[:k]), net(params, xn[:k]), cfg.margin0,
-                            cfg.temperature)
-        grads = torch.autograd.grad(loss, list(params.values()), create_graph=not cfg.first_order,
-                                    allow_unused=True)
-        grads = {name: (g if g is not None else torch.zeros_like(p))
-                 for (name, p), g in zip(params.items(), grads)}
-        params = inner_step(params, grads, cfg)
-    return triplet(net(params, xs[k:]), net(params, xp[k:]), net(params, xn[k:]), cfg.margin0)
+    return triplet(*(functional_call(learner.net, (params, buffers), (x[k:],)) for x in (xs, xp, xn)), cfg.margin0)
 
 
 def outer_loss(learner: MetaLearner, batch: TaskBatch, cfg: MetaConfig, size: int,
@@ -431,28 +434,27 @@ def outer_loss(learner: MetaLearner, batch: TaskBatch, cfg: MetaConfig, size: in
     if cfg.adapt == "all":  # MAML: task by task (BatchNorm keeps this out of vmap)
         query = torch.stack([_maml_query_loss(learner, xs[i * n:(i + 1) * n], xp[i * n:(i + 1) * n],
                                               xn[i * n:(i + 1) * n], k, cfg) for i in range(t)]).mean()
-        fs = fp = fn = None
+        row["query_loss"] = float(query.detach())
+        return query, row
+    feats = learner.features(torch.cat([xs, xp, xn]).contiguous(memory_format=torch.channels_last))
+    fs, fp, fn = (f.reshape(t, n, -1) for f in feats.chunk(3))
+    if cfg.margin == "learned":
+        margins = learner.predict_margin(fs[:, :k], fp[:, :k])
+        row["margin"] = float(margins.detach().mean())
     else:
-        feats = learner.features(torch.cat([xs, xp, xn]).contiguous(memory_format=torch.channels_last))
-        fs, fp, fn = (f.reshape(t, n, -1) for f in feats.chunk(3))
-        if cfg.margin == "learned":
-            margins = learner.predict_margin(fs[:, :k], fp[:, :k])
-            row["margin"] = float(margins.detach().mean())
-        else:
-            margins = torch.full((t,), cfg.margin0, device=device)
+        margins = torch.full((t,), cfg.margin0, device=device)
 
-        def task_query_loss(fs_t, fp_t, fn_t, margin_t, params):
-            adapted = adapt_head(params, fs_t[:k], fp_t[:k], fn_t[:k], margin_t, cfg, cfg.inner_steps)
-            return triplet(*(head_embed(adapted, f[k:]) for f in (fs_t, fp_t, fn_t)), cfg.margin0)
+    def task_query_loss(fs_t, fp_t, fn_t, margin_t, params):
+        adapted = adapt_head(params, fs_t[:k], fp_t[:k], fn_t[:k], margin_t, cfg, cfg.inner_steps)
+        return triplet(*(head_embed(adapted, f[k:]) for f in (fs_t, fp_t, fn_t)), cfg.margin0)
 
-        query = vmap(task_query_loss, in_dims=(0, 0, 0, 0, None))(fs, fp, fn, margins, learner.head_params()).mean()
+    query = vmap(task_query_loss, in_dims=(0, 0, 0, 0, None))(fs, fp, fn, margins, learner.head_params()).mean()
     row["query_loss"] = float(query.detach())
     total = query
-    if fs is not None:
-        weights = {"domain": cfg.lambda_domain, "class": cfg.lambda_class, "semantic": cfg.lambda_semantic}
-        for name, value in regularisers(learner, fs, fp, batch.categories.to(device), cfg, fn).items():
-            total = total + weights[name] * value
-            row[name] = float(value.detach())
+    weights = {"domain": cfg.lambda_domain, "class": cfg.lambda_class, "semantic": cfg.lambda_semantic}
+    for name, value in regularisers(learner, fs, fp, batch.categories.to(device), cfg, fn).items():
+        total = total + weights[name] * value
+        row[name] = float(value.detach())
     return total, row
 
 
@@ -536,19 +538,11 @@ def adapt(learner: MetaLearner, support: Support, cfg: MetaConfig, size: int, st
         params = {k: v.detach() for k, v in learner.head_params().items()}
         params = adapt_head(params, fs, fp, fn, margin, dataclasses.replace(cfg, first_order=True), steps)
         return lambda x: head_embed(params, learner.features(x))
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in learner.net.named_parameters()}
-    buffers = dict(learner.net.named_buffers())
-    net = lambda p, x: functional_call(learner.net, (p, buffers), (x,))  # noqa: E731
+    params = {k: v.detach().requires_grad_(True) for k, v in learner.net.named_parameters()}
     with torch.enable_grad():  # also when called under no_grad
-        for _ in range(steps):
-            loss = soft_triplet(net(params, xs), net(params, xp), net(params, xn), cfg.margin0, cfg.temperature)
-            grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-            grads = {name: (g if g is not None else torch.zeros_like(p))
-                     for (name, p), g in zip(params.items(), grads)}
-            params = {k: v.detach().requires_grad_(True)
-                      for k, v in inner_step(params, grads, dataclasses.replace(cfg, first_order=True)).items()}
-    frozen = {k: v.detach() for k, v in params.items()}
-    return lambda x: net(frozen, x)
+        params = adapt_all(learner, params, xs, xp, xn, dataclasses.replace(cfg, first_order=True), steps)
+    frozen, buffers = {k: v.detach() for k, v in params.items()}, dict(learner.net.named_buffers())
+    return lambda x: functional_call(learner.net, (frozen, buffers), (x,))
 
 
 @torch.no_grad()
@@ -558,7 +552,7 @@ def test_distances(embed_fn: Callable[[torch.Tensor], torch.Tensor], test: Split
     view = eval_views(test.sketches.shape[1], size, False)[0]
     s = embed(embed_fn, test.sketches, sketch_input, size, view, device, batch_size)
     p = embed(embed_fn, test.photos, photo_input, size, view, device, batch_size)
-    return ((s * s).sum(1, keepdim=True) + (p * p).sum(1) - 2 * s @ p.T).cpu()
+    return pairwise_distance(s, p, squared=True).cpu()
 
 
 def retrieval(embed_fn: Callable[[torch.Tensor], torch.Tensor], test: SplitTensors, size: int,
@@ -667,10 +661,12 @@ def load_meta_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Me
                    record.get("supervised", {}))
 
 
-def adaptation_result(result: MetaRun, dataset: FGSBIRData, shots: int, steps: int | None = None, seed: int = 0,
-                      drawer: int | None = None, what: str | None = None) -> dict[str, Any]:
-    """acc@K before and after adapting ``result`` to ``dataset`` from ``shots`` training pairs (seeded); with
-    ``drawer``, to that drawer's sketches (support from its training sketches, queries its test sketches)."""
+def adaptation_results(result: MetaRun, dataset: FGSBIRData, shots: Sequence[int], seeds: Sequence[int] = (0,),
+                       steps: int | None = None, drawer: int | None = None,
+                       what: str | None = None) -> Iterator[dict[str, Any]]:
+    """acc@K before and after adapting ``result`` to ``dataset`` from each number of ``shots`` training pairs, the
+    support drawn with each of ``seeds``; with ``drawer``, to that drawer's sketches (support from its training
+    sketches, queries its test sketches). The splits are rendered, and "before" scored, once."""
     size, data_size = result.run.model.input_size, result.run.train.data_size
     device = result.learner.semantic.device
     train = SplitTensors.from_split(dataset.train, data_size)
@@ -681,21 +677,31 @@ def adaptation_result(result: MetaRun, dataset: FGSBIRData, shots: int, steps: i
         test = keep_sketches(test, np.flatnonzero(sketch_drawers(dataset, "test") == drawer))
         if len(test) == 0:
             raise DataError(f"drawer {drawer} has no test sketches in {dataset.name}", dataset.root)
-    if shots > len(train):
-        raise ConfigError("shots", f"{shots} support pairs were asked for, {dataset.name} has {len(train)} training "
-                          f"sketches")
-    support = draw_support(train, shots, seed, pool, f"{dataset.name} training split")
+    too_many = [k for k in shots if k > len(train)]
+    if too_many:
+        raise ConfigError("shots", f"{too_many[0]} support pairs were asked for, {dataset.name} has {len(train)} "
+                          f"training sketches")
     with _torch_settings(result.meta.num_threads, device):
+        result.learner.eval()
         before = retrieval(lambda x: result.learner.net(x), test, size, device)
-        after = retrieval(adapt(result.learner, support, result.meta, size, steps, what), test, size, device)
-    steps = result.meta.inner_steps if steps is None else steps
-    return {"dataset": dataset.name, "shots": shots, "steps": steps, "seed": seed, "drawer": drawer,
-            "adapted": what or result.meta.adapt, "before": before, "after": after}
+        for k in shots:
+            for seed in seeds:
+                support = draw_support(train, k, seed, pool, f"{dataset.name} training split")
+                after = retrieval(adapt(result.learner, support, result.meta, size, steps, what), test, size, device)
+                yield {"dataset": dataset.name, "shots": k, "seed": seed, "drawer": drawer,
+                       "steps": result.meta.inner_steps if steps is None else steps,
+                       "adapted": what or result.meta.adapt, "before": before, "after": after}
+
+
+def adaptation_result(result: MetaRun, dataset: FGSBIRData, shots: int, steps: int | None = None, seed: int = 0,
+                      drawer: int | None = None, what: str | None = None) -> dict[str, Any]:
+    """:func:`adaptation_results` for one number of shots and one seed."""
+    return next(adaptation_results(result, dataset, [shots], [seed], steps, drawer, what))
 
 
 __all__ = ["ADAPT", "LEVELS", "METHODS", "MetaConfig", "MetaLearner", "MetaRun", "Pool", "Support", "TaskBatch",
-           "adapt", "adapt_head", "adaptation_result", "build_meta_run", "concat_splits", "draw_support",
-           "draw_triplets", "keep_sketches", "load_meta_run", "meta_preset", "meta_train", "outer_loss",
-           "override_meta", "read_embedding_file", "retrieval", "sample_tasks", "save_meta_run", "soft_triplet",
-           "support_margin", "task_pools", "test_distances", "usable_pools", "validate_meta_config",
-           "vocabulary_embeddings"]
+           "adapt", "adapt_all", "adapt_head", "adaptation_result", "adaptation_results", "build_meta_run",
+           "concat_splits", "draw_support", "draw_triplets", "keep_sketches", "load_meta_run", "meta_preset",
+           "meta_train", "outer_loss", "override_meta", "read_embedding_file", "retrieval", "sample_tasks",
+           "save_meta_run", "soft_triplet", "support_margin", "task_pools", "test_distances", "usable_pools",
+           "validate_meta_config", "vocabulary_embeddings"]

@@ -3,6 +3,7 @@ the ``sbir meta`` command line, on the tiny synthetic collection."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 
 import numpy as np
@@ -135,14 +136,8 @@ def test_the_learned_margin_starts_at_the_fixed_one_and_moves():
     cfg = meta.meta_preset("ours", shots=2, queries=2, lambda_domain=0.0, lambda_class=0.0, lambda_semantic=0.0)
     pool = meta.Pool("toy", SplitTensors(tiny_batch(1, 8).sketches[0], tiny_batch(1, 8).positives[0],
                                          torch.arange(8), [str(i) for i in range(8)]), 0, np.full(8, -1))
-    meta.meta_train(learner, [pool], dataclasses_replace(cfg, meta_steps=5, outer_lr=1e-2), 24, progress=False)
+    meta.meta_train(learner, [pool], dataclasses.replace(cfg, meta_steps=5, outer_lr=1e-2), 24, progress=False)
     assert not torch.allclose(learner.predict_margin(f, f), torch.full((2,), 0.3))
-
-
-def dataclasses_replace(cfg, **changes):
-    import dataclasses
-
-    return dataclasses.replace(cfg, **changes)
 
 
 def test_gradient_reversal_negates_the_gradient_only():
@@ -167,7 +162,7 @@ def test_each_regulariser_is_finite_and_reaches_the_feature_extractor():
             gen = torch.Generator().manual_seed(0)
             fs, fp, fn = (learner.features(meta._views(x, 24, gen, i > 0)).reshape(2, 4, -1)
                           for i, x in enumerate((batch.sketches, batch.positives, batch.negatives)))
-            reg = meta.regularisers(learner, fs, fp, batch.categories, dataclasses_replace(cfg, **only), fn)
+            reg = meta.regularisers(learner, fs, fp, batch.categories, dataclasses.replace(cfg, **only), fn)
             (g,) = torch.autograd.grad(reg[name], [next(learner.net.backbone.parameters())],
                                        allow_unused=True)
             assert g is not None and g.abs().sum() > 0, (level, name)
