@@ -164,6 +164,16 @@ def concat_splits(splits: Sequence[SplitTensors]) -> SplitTensors:
                         [n for s in splits for n in s.photo_names])
 
 
+def supervised_split(pools: Sequence[Pool], level: str) -> SplitTensors:
+    """The supervised start's training data: the seen categories side by side, or (user level) the seen drawers'
+    sketches against their category's one gallery (side by side, every photo would be its own negative's twin)."""
+    if level == "category":
+        return concat_splits([p.data for p in pools])
+    gallery = pools[0].data
+    return SplitTensors(torch.cat([p.data.sketches for p in pools]), gallery.photos,
+                        torch.cat([p.data.positives for p in pools]), list(gallery.photo_names))
+
+
 @dataclass
 class TaskBatch:
     """T tasks of n = k + q triplets each; images are uint8 at the data size, the first k of each task the support."""
@@ -612,7 +622,7 @@ def build_meta_run(datasets: dict[str, FGSBIRData], cfg: MetaConfig, run: RunCon
     else:
         semantic = vocabulary_embeddings({c: datasets[c].meta.get("attributes", {}) or {c: [c]}
                                           for c in categories})
-    supervised = cached_fit(run, concat_splits([p.data for p in pools]), device=device, progress=progress)
+    supervised = cached_fit(run, supervised_split(pools, cfg.level), device=device, progress=progress)
     seed_everything(cfg.seed)
     learner = MetaLearner(supervised.model, len(categories),
                           torch.tensor([semantic[c] for c in categories]), cfg.margin0).to(device)
@@ -703,5 +713,5 @@ __all__ = ["ADAPT", "LEVELS", "METHODS", "MetaConfig", "MetaLearner", "MetaRun",
            "adapt", "adapt_all", "adapt_head", "adaptation_result", "adaptation_results", "build_meta_run",
            "concat_splits", "draw_support", "draw_triplets", "keep_sketches", "load_meta_run", "meta_preset",
            "meta_train", "outer_loss", "override_meta", "read_embedding_file", "retrieval", "sample_tasks",
-           "save_meta_run", "soft_triplet", "support_margin", "task_pools", "test_distances", "usable_pools",
-           "validate_meta_config", "vocabulary_embeddings"]
+           "save_meta_run", "soft_triplet", "supervised_split", "support_margin", "task_pools", "test_distances",
+           "usable_pools", "validate_meta_config", "vocabulary_embeddings"]

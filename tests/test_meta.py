@@ -248,6 +248,10 @@ def test_user_level_tasks_hold_out_drawers(datasets):
     result = meta.build_meta_run(datasets, cfg, run, progress=False)
     assert result.supervised["pools"] and all(p.startswith("shoe/drawer ") for p in result.supervised["pools"])
     assert "shoe/drawer 1" not in result.supervised["pools"]
+    pools = meta.usable_pools(meta.task_pools(datasets, cfg, 28, result.categories), cfg)
+    start = meta.supervised_split(pools, "user")  # the seen drawers' sketches against the one shoe gallery
+    shoes = SplitTensors.from_split(datasets["shoe"].train, 28)
+    assert start.n_photos == shoes.n_photos and len(start) == sum(len(p.data) for p in pools)
     res = meta.adaptation_result(result, datasets["shoe"], shots=1, drawer=1)
     drawers = meta.sketch_drawers(datasets["shoe"], "test")
     assert res["after"]["n_queries"] == int((drawers == 1).sum())
