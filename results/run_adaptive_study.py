@@ -1,14 +1,19 @@
-"""Adaptive FG-SBIR (ECCV 2022) at category level on the synthetic collection, as a results record: the baselines,
-ANIL and ours (with the poster's regulariser ablation and a fixed margin) adapted to held-out categories.
+"""Adaptive FG-SBIR (ECCV 2022) on the synthetic collection, as a results record: the baselines, ANIL and ours (with
+the poster's regulariser ablation and a fixed margin) adapted to held-out categories, or (``--level user``) to
+held-out drawers of one category.
 
     python results/run_adaptive_study.py results/adaptive_synthetic_study.json --device cuda
+    python results/run_adaptive_study.py results/adaptive_synthetic_users.json --level user --held-out 8 9 \
+        --shots 1 5 --adapt-steps 1 3 10 --device cpu --threads 1
     python results/run_adaptive_study.py out.json --seeds 0 --meta-steps 20 --device cpu   # a quick look
 
 For each seed: the supervised start on the categories not held out (``sbir_core.meta.build_meta_run`` with
 ``meta_steps=0``; the "no adaptation" baseline, and the start of fine-tuning and of every meta-learner), then one
 meta-training run per variant from it. Each model is adapted to each held-out category from k training pairs (the
 support drawn with the same seed) and tested on that category's test split. The upper bound trains the same network
-on each held-out category's full training split. The record keeps, per (variant, seed, category, k), the metrics
+on each held-out category's full training split; at user level, on the whole category's training split, the
+held-out drawers' training sketches included. ``--adapt-steps`` adapts ours with other numbers of inner steps too.
+The record keeps, per (variant, seed, category, k), the metrics
 and the rank of every test sketch's photo (for paired statistics), and the provenance (command, commit, device,
 wall time); never any data. MAML and sign-MAML (``--variants``) adapt every parameter and cost several times more.
 """
@@ -22,6 +27,7 @@ import platform
 import sys
 import time
 
+import numpy as np
 import torch
 
 from sbir_core import meta
@@ -70,7 +76,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", help="the JSON record to write")
     parser.add_argument("--collection", help="a synthetic collection folder (default: the book profile, seed 0)")
-    parser.add_argument("--held-out", nargs="+", default=["teapot", "lamp", "guitar"])
+    parser.add_argument("--level", choices=meta.LEVELS, default="category")
+    parser.add_argument("--category", default="shoe", help="user level: the category whose drawers make the tasks")
+    parser.add_argument("--held-out", nargs="+", help="categories, or drawer ids at user level "
+                        "(default: teapot lamp guitar; drawers 8 9)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5, 10])
     parser.add_argument("--meta-steps", type=int, default=300)
@@ -78,36 +87,53 @@ def main() -> None:
     parser.add_argument("--task-shots", type=int, default=meta.MetaConfig().shots, help="k of a meta-training task")
     parser.add_argument("--queries", type=int, default=meta.MetaConfig().queries, help="q of a meta-training task")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS)[:6], choices=list(VARIANTS))
+    parser.add_argument("--adapt-steps", type=int, nargs="+", default=[],
+                        help="also adapt ours with these numbers of inner steps")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     args = parser.parse_args()
+    user = args.level == "user"
+    args.held_out = args.held_out or (["8", "9"] if user else ["teapot", "lamp", "guitar"])
+    if args.threads:
+        torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     device = get_device(args.device)
     root = args.collection or ensure_synthetic("book", 0)
     datasets = load_collection(root)
     run = preset("book")
     size, side = run.model.input_size, run.train.data_size
-    held = {c: (SplitTensors.from_split(datasets[c].train, side), SplitTensors.from_split(datasets[c].test, side))
-            for c in args.held_out}
+    if user:  # name -> (training split, the sketches the support is drawn from, test split)
+        whole = SplitTensors.from_split(datasets[args.category].train, side)
+        whole_test = SplitTensors.from_split(datasets[args.category].test, side)
+        drawers = {split: meta.sketch_drawers(datasets[args.category], split) for split in ("train", "test")}
+        held = {f"drawer {d}": (whole, np.flatnonzero(drawers["train"] == int(d)),
+                                meta.keep_sketches(whole_test, np.flatnonzero(drawers["test"] == int(d))))
+                for d in args.held_out}
+    else:
+        held = {c: (SplitTensors.from_split(datasets[c].train, side), None,
+                    SplitTensors.from_split(datasets[c].test, side)) for c in args.held_out}
     rows, times = [], {}
 
     def adapt_all(name: str, seed: int, learner: meta.MetaLearner, cfg: meta.MetaConfig, what: str | None = None,
                   steps: int | None = None) -> None:
-        for category, (train, test) in held.items():
+        for category, (train, pool, test) in held.items():
             for k in args.shots:
-                support = meta.draw_support(train, k, seed, what=f"{category} training split")
+                support = meta.draw_support(train, k, seed, pool, what=f"{category} training split")
                 embed_fn = meta.adapt(learner, support, cfg, size, steps, what)
                 rows.append({"variant": name, "seed": seed, "category": category, "shots": k,
+                             "steps": cfg.inner_steps if steps is None else steps,
                              **evaluate(embed_fn, test, size, device)})
 
     for seed in args.seeds:
-        common = dict(held_out=args.held_out, pretrain_epochs=args.pretrain_epochs, shots=args.task_shots,
+        common = dict(level=args.level, category=args.category, held_out=args.held_out,
+                      pretrain_epochs=args.pretrain_epochs, shots=args.task_shots,
                       queries=args.queries, seed=seed, device=str(device))
         base_cfg = meta.meta_preset("ours", meta_steps=0, **common)
         t = time.perf_counter()
         base = meta.build_meta_run(datasets, base_cfg, run, progress=False)
         base.learner.eval()
         times[f"supervised start, seed {seed}"] = round(time.perf_counter() - t, 1)
-        for category, (_, test) in held.items():  # no adaptation: the same for every k
+        for category, (_, _, test) in held.items():  # no adaptation: the same for every k
             result = evaluate(lambda x: base.learner.net(x), test, size, device)
             rows.extend({"variant": "no adaptation", "seed": seed, "category": category, "shots": k, **result}
                         for k in args.shots)
@@ -123,24 +149,34 @@ def main() -> None:
             history = meta.meta_train(learner, pools, cfg, size, progress=False)
             times[f"{name}, seed {seed}"] = round(time.perf_counter() - t, 1)
             adapt_all(name, seed, learner, cfg)
+            if name == "ours":
+                for steps in args.adapt_steps:
+                    if steps != cfg.inner_steps:
+                        adapt_all(name, seed, learner, cfg, steps=steps)
             if cfg.margin == "learned":  # the margins it predicts per held-out category (largest k, this seed)
-                for category, (train, _) in held.items():
-                    margin = meta.support_margin(learner, meta.draw_support(train, max(args.shots), seed), size)
+                for category, (train, pool, _) in held.items():
+                    support = meta.draw_support(train, max(args.shots), seed, pool)
+                    margin = meta.support_margin(learner, support, size)
                     rows.append({"variant": name, "seed": seed, "category": category, "predicted_margin": margin,
                                  "last_step": history[-1]})
-        for category, (train, test) in held.items():  # the upper bound: the category's own training split
-            fit = cached_fit(meta.base_run_config(run, args.pretrain_epochs, seed), train, device=device,
-                             progress=False)
-            rows.append({"variant": "upper bound", "seed": seed, "category": category, "shots": len(train),
+        upper = meta.base_run_config(run, args.pretrain_epochs, seed)
+        if user:  # the upper bound: every drawer's training sketches, the held-out ones' included
+            fit = cached_fit(upper, whole, device=device, progress=False)
+        for category, (train, pool, test) in held.items():  # or the category's own training split
+            if not user:
+                fit = cached_fit(upper, train, device=device, progress=False)
+            rows.append({"variant": "upper bound", "seed": seed, "category": category,
+                         "shots": len(train) if pool is None else len(pool),
                          **evaluate(lambda x: fit.model.embed_sketch(x), test, size, device)})
     record = {
-        "settings": {"held_out": args.held_out, "seeds": args.seeds, "shots": args.shots,
+        "settings": {"level": args.level, "category": args.category if user else None, "held_out": args.held_out,
+                     "adapt_steps": args.adapt_steps, "seeds": args.seeds, "shots": args.shots,
                      "meta_steps": args.meta_steps, "pretrain_epochs": args.pretrain_epochs,
                      "task_shots": args.task_shots, "queries": args.queries,
                      "variants": {n: VARIANTS[n] for n in args.variants}, "fine_tuning": FINE_TUNING,
                      "meta_defaults": dataclasses.asdict(meta.MetaConfig()), "network": run.model.__dict__},
         "collection": {"root": str(root), "categories": sorted(datasets),
-                       "test_sketches": {c: len(t) for c, (_, t) in held.items()}},
+                       "test_sketches": {c: len(t) for c, (_, _, t) in held.items()}},
         "rows": rows, "wall_times_s": times,
         "command": "python results/run_adaptive_study.py " + " ".join(sys.argv[1:]), "commit": git_commit(),
         "source_sha256": source_hash(),
@@ -152,9 +188,9 @@ def main() -> None:
     summary: dict = {}
     for row in rows:
         if "acc@1" in row and row["variant"] != "upper bound":
-            summary.setdefault((row["variant"], row["shots"]), []).append(row["acc@1"])
-    for (name, k), values in sorted(summary.items()):
-        print(f"{name:28s} k={k:2d}  acc@1 {sum(values) / len(values):.4f}  ({len(values)} adaptations)")
+            summary.setdefault((row["variant"], row["shots"], row.get("steps")), []).append(row["acc@1"])
+    for (name, k, steps), values in sorted(summary.items(), key=str):
+        print(f"{name:28s} k={k:2d} steps={steps}  acc@1 {sum(values) / len(values):.4f}  ({len(values)} adaptations)")
     print(f"wrote {args.out} in {record['wall_time_s']:.0f} s")
 
 
