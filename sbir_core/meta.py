@@ -121,6 +121,14 @@ def validate_meta_config(cfg: MetaConfig) -> MetaConfig:
     for key in ("meta_steps", "inner_steps", "lambda_domain", "lambda_class", "lambda_semantic"):
         if getattr(cfg, key) < 0:
             raise ConfigError(key, f"must not be negative, got {getattr(cfg, key)}")
+    if cfg.adapt == "all":  # MAML's inner loop takes neither the margin network nor the regularisers' features
+        if cfg.margin == "learned":
+            raise ConfigError("margin", "the all-parameters inner loop (adapt=all) uses the fixed margin: set "
+                              "margin=fixed")
+        for key in ("lambda_domain", "lambda_class", "lambda_semantic"):
+            if getattr(cfg, key):
+                raise ConfigError(key, "the all-parameters inner loop (adapt=all) trains without the regularisers: "
+                                  "set it to 0")
     if cfg.margin == "learned" and (cfg.first_order or cfg.inner_update == "sign" or cfg.inner_steps == 0):
         raise ConfigError("margin", "a learned margin is learned through the inner step's gradient: it needs "
                           "first_order=false, inner_update=sgd and inner_steps >= 1")
@@ -709,9 +717,27 @@ def adaptation_result(result: MetaRun, dataset: FGSBIRData, shots: int, steps: i
     return next(adaptation_results(result, dataset, [shots], [seed], steps, drawer, what))
 
 
+def study_hits(rows: Sequence[dict[str, Any]], variant: str, shots: int, top: int = 1, steps: int | None = None
+               ) -> np.ndarray:
+    """(seeds, queries) 0/1: whether each test sketch's photo is in the top ``top`` after ``variant`` adapted from
+    ``shots`` pairs, from the rows of a study record (``results/run_adaptive_study.py``; each row holds the ranks of
+    one seed and one held-out category or drawer), the categories side by side in sorted order: the paired samples
+    of :func:`sbir_core.compare.paired_bootstrap`. ``steps`` picks the rows adapted with that many inner steps (rows
+    that do not say, made before the steps sweep, are taken as the main rows)."""
+    chosen = [r for r in rows if r.get("variant") == variant and r.get("shots") == shots and "ranks" in r
+              and (steps is None or r.get("steps", steps) == steps)]
+    seeds, held = sorted({r["seed"] for r in chosen}), sorted({r["category"] for r in chosen})
+    if not chosen:
+        raise KeyError(f"the study has no rows of {variant!r} with {shots} shots")
+    cell = {(r["seed"], r["category"]): r["ranks"] for r in chosen}
+    if len(cell) != len(chosen) or len(cell) != len(seeds) * len(held):
+        raise ValueError(f"the study's rows of {variant!r} with {shots} shots do not form one per seed and category")
+    return np.array([[rank <= top for c in held for rank in cell[s, c]] for s in seeds], dtype=float)
+
+
 __all__ = ["ADAPT", "LEVELS", "METHODS", "MetaConfig", "MetaLearner", "MetaRun", "Pool", "Support", "TaskBatch",
            "adapt", "adapt_all", "adapt_head", "adaptation_result", "adaptation_results", "build_meta_run",
            "concat_splits", "draw_support", "draw_triplets", "keep_sketches", "load_meta_run", "meta_preset",
            "meta_train", "outer_loss", "override_meta", "read_embedding_file", "retrieval", "sample_tasks",
-           "save_meta_run", "soft_triplet", "supervised_split", "support_margin", "task_pools", "test_distances",
+           "save_meta_run", "soft_triplet", "study_hits", "supervised_split", "support_margin", "task_pools", "test_distances",
            "usable_pools", "validate_meta_config", "vocabulary_embeddings"]

@@ -3,7 +3,8 @@
 Accuracies in %, ``(acc@1, acc@10)``; ``None`` where the paper's cell is empty. Source: Yu et al., "Fine-Grained
 Instance-Level Sketch-Based Image Retrieval", IJCV 2020 (``../shared/papers``), Tables 3 and 4. The on-the-fly
 figures (``ONTHEFLY_*``) are the tables of Bhunia et al., "Sketch Less for More", CVPR 2020 (its poster in
-``../shared/papers``), in %.
+``../shared/papers``), in %. The adaptive figures (``ADAPTIVE_*``) are the poster's tables of Bhunia et al.,
+"Adaptive Fine-Grained Sketch-Based Image Retrieval", ECCV 2022 (``../shared/papers``), in %.
 """
 from __future__ import annotations
 
@@ -59,6 +60,38 @@ ONTHEFLY_REWARDS: dict[str, dict[str, tuple[float, float]]] = {
                      "eq4": (85.38, 21.44)},
 }
 
+#: ECCV 2022 adaptive, "Quantitative evaluation ... on 4 different competitors" (and the first table): (acc@1, acc@5)
+#: per setup and k, ``None`` where the poster's cell is empty. "no adaptation" is the poster's "Our Baseline".
+ADAPTIVE_TABLE: dict[str, dict[str, dict[int, tuple[float, float | None]]]] = {
+    "Sketchy (category level)": {
+        "no adaptation": {1: (18.4, 37.3), 5: (18.4, 37.3), 10: (18.4, 37.3)},
+        "fine-tuning": {1: (18.4, 37.3), 5: (18.5, 37.5), 10: (18.6, 37.5)},
+        "MAML": {1: (19.5, 38.7), 5: (22.8, 42.3), 10: (26.4, 48.9)},
+        "sign-MAML": {1: (19.1, 38.2), 5: (20.5, 39.6)},
+        "ANIL": {1: (19.7, 38.9), 5: (23.2, 42.8), 10: (26.9, 48.3)},
+        "ours": {1: (21.8, 42.5), 5: (28.1, 51.8), 10: (32.7, 53.5)},
+    },
+    "Shoe-V2 (user level)": {
+        "no adaptation": {1: (33.7, 70.2), 5: (33.7, 70.2)},
+        "fine-tuning": {1: (33.7, 70.2), 5: (33.8, 70.2)},
+        "MAML": {1: (34.2, 70.7), 5: (35.5, 74.6)},
+        "sign-MAML": {1: (33.8, 69.6), 5: (34.1, 70.8)},
+        "ANIL": {1: (34.5, 70.9), 5: (35.7, 75.3)},
+        "ours": {1: (34.9, None), 5: (38.3, 76.6)},
+    },
+}
+#: ECCV 2022 adaptive: the upper bound (acc@1, acc@5), trained on the new categories' own training data.
+ADAPTIVE_UPPER_BOUND: dict[str, tuple[float, float]] = {"Sketchy (category level)": (29.8, 53.7)}
+#: ECCV 2022 adaptive, "Ablative study judging design choice": acc@1 at k = 5 with the regularisers on (True) or off.
+ADAPTIVE_ABLATION: dict[str, list[tuple[dict[str, bool], float]]] = {
+    "Sketchy (category level)": [({"L_D": True, "L_S": True, "L_C": True}, 28.1),
+                                 ({"L_D": False, "L_S": True, "L_C": True}, 26.3),
+                                 ({"L_D": False, "L_S": False, "L_C": True}, 23.7),
+                                 ({"L_D": False, "L_S": False, "L_C": False}, 16.5)],
+    "Shoe-V2 (user level)": [({"L_D": True, "L_ud": True}, 38.3), ({"L_D": False, "L_ud": True}, 37.1),
+                             ({"L_D": False, "L_ud": False}, 35.8)],
+}
+
 #: The name our ``results/`` records give each real dataset, and its name in the tables above.
 DATASET_NAMES = {"shoes": "QMUL-Shoe-V1", "ChairV2": "QMUL-Chair-V2"}
 
@@ -68,4 +101,4 @@ def quoted(figure: Figure) -> str:
     return "not reported" if figure is None else f"{figure[0]:.2f} / {figure[1]:.2f}"
 
 
-__all__ = ["DATASET_NAMES", "IJCV_TABLE3", "IJCV_TABLE4", "quoted"]
+__all__ = ["ADAPTIVE_ABLATION", "ADAPTIVE_TABLE", "ADAPTIVE_UPPER_BOUND", "DATASET_NAMES", "IJCV_TABLE3", "IJCV_TABLE4", "quoted"]

@@ -210,12 +210,28 @@ def test_config_errors_name_the_key():
         meta.meta_preset("reptile")
     with pytest.raises(ConfigError, match="^margin: a learned margin"):
         meta.meta_preset("ours", first_order=True)
+    with pytest.raises(ConfigError, match="^lambda_domain: the all-parameters inner loop"):
+        meta.meta_preset("maml", lambda_domain=0.1)
+    with pytest.raises(ConfigError, match="^margin: the all-parameters inner loop"):
+        meta.meta_preset("maml", margin="learned")
     with pytest.raises(ConfigError, match="^nope: unknown meta-learning setting"):
         meta.override_meta(meta.MetaConfig(), ["nope=1"])
     with pytest.raises(ConfigError, match="^shots: must be positive"):
         meta.override_meta(meta.MetaConfig(), ["shots=0"])
     assert meta.override_meta(meta.MetaConfig(), ["held_out=mug, teapot"]).held_out == ["mug", "teapot"]
     assert meta.override_meta(meta.MetaConfig(), ['held_out=["3"]']).held_out == ["3"]
+
+
+def test_study_hits_pair_seeds_and_queries():
+    rows = [{"variant": "ours", "seed": s, "category": c, "shots": 5, "steps": n, "ranks": [1, 2 + n, 1]}
+            for s in (1, 0) for c in ("b", "a") for n in (1, 3)]
+    hits = meta.study_hits(rows, "ours", 5, steps=1)
+    assert hits.shape == (2, 6) and hits.sum() == 8  # seeds in order, categories side by side; rank 1 only
+    assert meta.study_hits(rows, "ours", 5, top=3, steps=1).all()
+    with pytest.raises(ValueError, match="one per seed and category"):
+        meta.study_hits(rows, "ours", 5)  # both numbers of steps: two rows per seed and category
+    with pytest.raises(KeyError, match="no rows"):
+        meta.study_hits(rows, "anil", 5)
 
 
 # --- runs on the tiny collection --------------------------------------------------------------------------------------
