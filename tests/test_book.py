@@ -89,7 +89,8 @@ def test_notebook_outputs_are_stored_clean_and_in_order(path: Path) -> None:
 
 # --- the testing contract (README, "Testing contract") ----------------------------------------------------------------
 SANITIZER = ROOT / "tools" / "nbval_sanitize.cfg"
-TRAINS = ("cached_fit(", "cached_fit_many(", "fit(", "train_policies(", "train_policy(", "train_baseline(")
+TRAINS = ("cached_fit(", "cached_fit_many(", "fit(", "train_policies(", "train_policy(", "train_baseline(",
+          "build_meta_run(", "meta_train(")
 RECORDED = ("record.figure(", "record.verdict(")
 
 
