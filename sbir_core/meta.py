@@ -726,9 +726,9 @@ def study_hits(rows: Sequence[dict[str, Any]], variant: str, shots: int, top: in
     that do not say, made before the steps sweep, are taken as the main rows)."""
     chosen = [r for r in rows if r.get("variant") == variant and r.get("shots") == shots and "ranks" in r
               and (steps is None or r.get("steps", steps) == steps)]
-    seeds, held = sorted({r["seed"] for r in chosen}), sorted({r["category"] for r in chosen})
     if not chosen:
         raise KeyError(f"the study has no rows of {variant!r} with {shots} shots")
+    seeds, held = sorted({r["seed"] for r in chosen}), sorted({r["category"] for r in chosen})
     cell = {(r["seed"], r["category"]): r["ranks"] for r in chosen}
     if len(cell) != len(chosen) or len(cell) != len(seeds) * len(held):
         raise ValueError(f"the study's rows of {variant!r} with {shots} shots do not form one per seed and category")
@@ -739,5 +739,5 @@ __all__ = ["ADAPT", "LEVELS", "METHODS", "MetaConfig", "MetaLearner", "MetaRun",
            "adapt", "adapt_all", "adapt_head", "adaptation_result", "adaptation_results", "build_meta_run",
            "concat_splits", "draw_support", "draw_triplets", "keep_sketches", "load_meta_run", "meta_preset",
            "meta_train", "outer_loss", "override_meta", "read_embedding_file", "retrieval", "sample_tasks",
-           "save_meta_run", "soft_triplet", "study_hits", "supervised_split", "support_margin", "task_pools", "test_distances",
-           "usable_pools", "validate_meta_config", "vocabulary_embeddings"]
+           "save_meta_run", "soft_triplet", "study_hits", "supervised_split", "support_margin", "task_pools",
+           "test_distances", "usable_pools", "validate_meta_config", "vocabulary_embeddings"]

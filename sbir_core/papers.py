@@ -101,4 +101,5 @@ def quoted(figure: Figure) -> str:
     return "not reported" if figure is None else f"{figure[0]:.2f} / {figure[1]:.2f}"
 
 
-__all__ = ["ADAPTIVE_ABLATION", "ADAPTIVE_TABLE", "ADAPTIVE_UPPER_BOUND", "DATASET_NAMES", "IJCV_TABLE3", "IJCV_TABLE4", "quoted"]
+__all__ = ["ADAPTIVE_ABLATION", "ADAPTIVE_TABLE", "ADAPTIVE_UPPER_BOUND", "DATASET_NAMES", "IJCV_TABLE3",
+           "IJCV_TABLE4", "quoted"]
