@@ -5,9 +5,9 @@
 >>> data.test.photos(64)                # (m, 64, 64, 3) uint8, the gallery
 """
 from sbir_core.data.load import detect_format, load_collection, load_dataset
-from sbir_core.data.render import progressive_rasters, render_sketches
+from sbir_core.data.render import StrokeCanvas, progressive_rasters, render_sketches
 from sbir_core.data.sketch import Sketch, stroke_statistics
 from sbir_core.data.split import FGSBIRData, Split
 
-__all__ = ["FGSBIRData", "Sketch", "Split", "detect_format", "load_collection", "load_dataset",
+__all__ = ["FGSBIRData", "Sketch", "Split", "StrokeCanvas", "detect_format", "load_collection", "load_dataset",
            "progressive_rasters", "render_sketches", "stroke_statistics"]

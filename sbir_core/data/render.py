@@ -235,3 +235,28 @@ def render_sketches(sketches: Sequence[Sketch], size: int = CANVAS, device: torc
         first = _first_step_maps(sketches[lo: lo + chunk], 1, "points", CANVAS, device)
         out[lo: lo + chunk] = _coverage(first, 1, size, CANVAS)[:, 0]
     return out
+
+
+class StrokeCanvas:
+    """A sketch rendered stroke by stroke, as it is drawn: the same rasters as :func:`render_sketches`.
+
+    Dilation distributes over union, so each new stroke is drawn and dilated on its own and or-ed into the ink;
+    nothing already drawn is rendered again (the official code redraws the whole sketch at every step).
+    """
+
+    def __init__(self, canvas: int = CANVAS) -> None:
+        self.canvas = canvas
+        self.ink = torch.zeros((canvas, canvas), dtype=torch.bool)
+        self.n_strokes = 0
+
+    def add_stroke(self, points: np.ndarray) -> None:
+        """Add one stroke, ``(n, 2)`` absolute x, y on the frame."""
+        stroke = np.column_stack([np.asarray(points, dtype=np.float64).reshape(-1, 2), np.zeros(len(points))])
+        first = _first_step_maps([Sketch.from_array(stroke)], 1, "points", self.canvas, torch.device("cpu"))
+        self.ink |= first[0] == 0
+        self.n_strokes += 1
+
+    def raster(self, size: int) -> torch.Tensor:
+        """``(size, size)`` float32 in [0, 1], ink = 1: :func:`render_sketches` of the strokes so far."""
+        first = torch.where(self.ink, 0, 1).to(torch.int16)[None]
+        return _coverage(first, 1, size, self.canvas)[0, 0]
