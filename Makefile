@@ -1,6 +1,8 @@
 # The two commands of this repository (see README.md):
 #   make book   build the book from freshly executed notebooks, on the built-in synthetic data
-#   make test   unit tests, the notebooks against their stored outputs (nbval), and a book build check
+#   make test   unit tests, the notebooks against their stored outputs (nbval), a book build check, and the drawing
+#               pad in headless Chromium (JupyterLab and the built book)
+#   make serve  serve the built book on localhost (the drawing pad's module scripts do not load from file://)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 .DEFAULT_GOAL := help
@@ -16,11 +18,12 @@ export MPLBACKEND := module://matplotlib_inline.backend_inline
 # `make records` rewrites them.
 export SBIR_RECORD ?= check
 
-.PHONY: help install data notebooks records book html test unit nbval book-check clean
+.PHONY: help install data notebooks records book html serve test unit nbval book-check browser clean
 
 help:
 	@echo "make book   execute the notebooks (only those whose inputs changed) and build _build/html"
-	@echo "make test   unit tests + nbval on the stored notebook outputs + a book build check"
+	@echo "make test   unit tests + nbval on the stored notebook outputs + a book build check + browser tests"
+	@echo "make serve  serve the built book on http://127.0.0.1:$(PORT)/ (PORT=... to change)"
 	@echo "make records  re-execute every chapter and rewrite its record of training-dependent figures"
 
 # uv installs the same pinned versions as pip (constraints.txt), with parallel downloads: 23 s instead of 65 s here.
@@ -45,12 +48,18 @@ records: data
 
 html: $(STAMP)
 	$(VENV)/bin/jupyter-book build . -W --keep-going --quiet
-	@echo "Book built: open file://$(CURDIR)/_build/html/index.html"
+	@echo "Book built: serve it with \`make serve\`, or open file://$(CURDIR)/_build/html/index.html"
 
 book: notebooks html
 
+PORT ?= 8000
+serve:
+	@test -f _build/html/index.html || { echo "no built book in _build/html: run make book first"; exit 2; }
+	@echo "Serving the book at http://127.0.0.1:$(PORT)/ (the drawing pad: http://127.0.0.1:$(PORT)/notebooks/07_draw_it_yourself.html); Ctrl-C stops it"
+	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
+
 unit: $(STAMP)
-	$(VENV)/bin/pytest tests/ -q
+	$(VENV)/bin/pytest tests/ -q -m "not browser"
 
 nbval: data
 	$(VENV)/bin/pytest -q --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg \
@@ -62,7 +71,12 @@ book-check: $(STAMP)
 	test -f _build/check/_build/html/index.html
 	@echo "Book build check passed: _build/check/_build/html/index.html"
 
-test: unit nbval book-check
+# The drawing pad in headless Chromium: JupyterLab running chapter 07, and the book built by book-check, served on
+# localhost (tests/test_browser.py). Needs Debian's chromium (.ci/run installs it).
+browser: $(STAMP)
+	SBIR_BOOK_HTML=_build/check/_build/html $(VENV)/bin/pytest tests/test_browser.py -q -m browser -p no:cacheprovider
+
+test: unit nbval book-check browser
 
 clean:
 	rm -rf _build runs/cache
