@@ -32,6 +32,13 @@ from sbir_core.data import Sketch, render_sketches
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """A static file server that does not log every request."""
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
 CHROMIUM = Path(os.environ.get("SBIR_CHROMIUM", "/usr/bin/chromium"))
 BOOK = Path(os.environ.get("SBIR_BOOK_HTML", ROOT / "_build" / "html"))
 SHOTS = ROOT / "_build" / "screenshots"
@@ -98,9 +105,8 @@ def book_page(browser: object) -> Iterator[object]:
     if not (page_path.is_file() and (BOOK / "_static" / "pad" / "gallery.json").is_file()):
         pytest.fail(f"{BOOK}: no built book with the pad's model; build it first (make book, or make test's "
                     "book-check)")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(BOOK))
+    handler = functools.partial(QuietHandler, directory=str(BOOK))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.RequestHandlerClass.log_message = lambda *args: None
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     page = browser.new_page(viewport={"width": 1280, "height": 1000})
