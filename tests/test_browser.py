@@ -156,6 +156,17 @@ def test_book_ranking_after_two_strokes_equals_python(book_page: object) -> None
     assert f"ranked {ranking.target_rank} of {len(ranking.order)}" in status, status
 
 
+def test_book_opened_from_a_file_says_how_to_serve_it(browser: object) -> None:
+    page = browser.new_page()
+    try:
+        page.goto((BOOK / "notebooks" / f"{CHAPTER}.html").as_uri())
+        page.wait_for_function("document.querySelector('.sbir-pad').textContent.includes('needs a web server')")
+        text = page.locator(".sbir-pad").inner_text()
+    finally:
+        page.close()
+    assert text.startswith("The drawing pad needs a web server: run `make serve`") and "\n" not in text
+
+
 # --- JupyterLab ------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:

@@ -73,6 +73,28 @@ def test_retriever_ranks_as_distance_matrix(small_run: tuple) -> None:
         assert ranking.order[ranking.target_rank - 1] == 3 and ranking.n_strokes == sketch.n_strokes
 
 
+def test_retriever_with_an_onthefly_policy(small_run: tuple) -> None:
+    from sbir_core.models.embedding import sketch_input, split_final_layer
+    from sbir_core.rl import GaussianPolicy, rank_of_target
+
+    model, loss, photos = small_run
+    features, head = split_final_layer(model.sketch)
+    sketch = random_sketch(np.random.default_rng(8))
+    plain = Retriever(model, loss, photos, DATA, INPUT, target=1).rank(sketch)
+    same = Retriever(model, loss, photos, DATA, INPUT, target=1, policy=GaussianPolicy.from_head(head)).rank(sketch)
+    assert same.order.tolist() == plain.order.tolist()
+    np.testing.assert_allclose(same.distances, plain.distances, atol=1e-5)
+    torch.manual_seed(1)
+    policy = GaussianPolicy.from_head(head, init="random")
+    retriever = Retriever(model, loss, photos, DATA, INPUT, target=1, policy=policy)
+    ranking = retriever.rank(sketch)
+    top, left, _ = retriever.view
+    crop = retriever.raster(sketch)[top:top + INPUT, left:left + INPUT][None]
+    with torch.no_grad():
+        expected = rank_of_target(policy(features(sketch_input(crop))), retriever.gallery, torch.tensor([1]))
+    assert ranking.target_rank == int(expected[0]) and ranking.order.tolist() != plain.order.tolist()
+
+
 def test_retriever_incremental_equals_from_scratch(small_run: tuple) -> None:
     model, loss, photos = small_run
     sketch = random_sketch(np.random.default_rng(3), n_strokes=5)
@@ -141,6 +163,7 @@ def test_pad_shows_bad_strokes_instead_of_raising(small_run: tuple) -> None:
 def test_pad_throttles_strokes_that_arrive_while_a_ranking_is_due(small_run: tuple) -> None:
     model, loss, photos = small_run
     pad = SketchPad(Retriever(model, loss, photos, DATA, INPUT, target=0), min_interval=0.2)
+    pad._clock = lambda: 100.0  # strokes 2-4 arrive within min_interval of the first ranking, however slow the machine
     calls = []
     original = pad.refresh
     pad.refresh = lambda: calls.append(len(pad.strokes)) or original()
@@ -148,10 +171,9 @@ def test_pad_throttles_strokes_that_arrive_while_a_ranking_is_due(small_run: tup
     strokes = [s.tolist() for s in sketch.strokes()]
 
     async def draw() -> None:
-        for k in range(1, 5):
+        for k in range(1, 5):  # messages the kernel handles one after the other
             pad.strokes = strokes[:k]
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.4)
+        await asyncio.sleep(0.3)  # the due ranking runs after min_interval
 
     asyncio.run(draw())
     assert calls == [1, 4], "stroke 1 at once; strokes 2-4 arrive within min_interval and are ranked once"

@@ -32,17 +32,18 @@ class SketchEncoder(nn.Module):
 
     def __init__(self, retriever: Retriever) -> None:
         super().__init__()
-        self.model = retriever.model
+        self.retriever = retriever
+        self.model, self.policy = retriever.model, retriever.policy  # registered: their weights are the graph's
 
     def forward(self, crop: torch.Tensor) -> torch.Tensor:
-        return self.model.embed_sketch(sketch_input(crop / 255.0))
+        return self.retriever.encode(sketch_input(crop / 255.0))
 
 
 def export_encoder(retriever: Retriever, path: str | os.PathLike) -> Path:
     """``torch.onnx.export`` of :class:`SketchEncoder` (opset 17, one sketch at a time), written atomically."""
     path = Path(path)
-    encoder = SketchEncoder(retriever).cpu().eval()
-    example = torch.zeros(1, retriever.input_size, retriever.input_size)
+    encoder = SketchEncoder(retriever).eval()
+    example = torch.zeros(1, retriever.input_size, retriever.input_size, device=retriever.device)
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(encoder, (example,), str(tmp), input_names=["crop"], output_names=["embedding"],

@@ -44,6 +44,7 @@ class SketchPad(anywidget.AnyWidget):
     """
 
     _esm = STATIC / "sbir_pad.js"
+    _clock = staticmethod(time.monotonic)  # the throttle's clock
     strokes = traitlets.List([]).tag(sync=True)
     results = traitlets.Dict({}).tag(sync=True)
     photo = traitlets.Unicode("").tag(sync=True)  # the reference photo beside the pad (a data URI)
@@ -106,7 +107,7 @@ class SketchPad(anywidget.AnyWidget):
     def refresh(self) -> Ranking | None:
         """Rank the gallery for the current strokes now and show the result; None without a retriever or strokes."""
         self._due = False
-        self._last_time = time.monotonic()
+        self._last_time = self._clock()
         if self.retriever is None:
             return None
         if not self.strokes:
@@ -127,7 +128,7 @@ class SketchPad(anywidget.AnyWidget):
         """Throttle: rank at once when the last ranking is older than ``min_interval``, else once when it is due."""
         if self._due or self.retriever is None:
             return
-        wait = self.min_interval - (time.monotonic() - self._last_time)
+        wait = self.min_interval - (self._clock() - self._last_time)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop (a script or a test): rank now

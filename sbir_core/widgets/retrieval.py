@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sbir_core.config import RunConfig
@@ -20,7 +21,7 @@ from sbir_core.data.render import StrokeCanvas
 from sbir_core.data.sketch import Sketch
 from sbir_core.data.views import eval_views
 from sbir_core.errors import DataError
-from sbir_core.models.embedding import SBIRModel, photo_input, sketch_input
+from sbir_core.models.embedding import SBIRModel, photo_input, sketch_input, split_final_layer
 from sbir_core.train import SplitTensors, embed
 
 Strokes = Sequence[Sequence[Sequence[float]]]  # strokes of [x, y] or [x, y, t] points on the 256 frame
@@ -59,11 +60,14 @@ class Retriever:
 
     The gallery is embedded once; each call to :meth:`rank` renders only the strokes added since the last call
     (:class:`StrokeCanvas`), embeds the sketch and ranks by the loss's distance. ``target`` (a gallery index) is the
-    photo being drawn, whose rank is reported.
+    photo being drawn, whose rank is reported. ``policy``, the on-the-fly model of chapter 05 (a trained
+    ``sbir_core.rl.GaussianPolicy``), replaces the sketch branch's final layer with its mean action, L2-normalised,
+    as ``sbir_core.rl`` ranks.
     """
 
     def __init__(self, model: SBIRModel, loss: nn.Module, photos: torch.Tensor, data_size: int, input_size: int,
-                 target: int | None = None, names: Sequence[str] | None = None, batch_size: int = 64) -> None:
+                 target: int | None = None, names: Sequence[str] | None = None, batch_size: int = 64,
+                 policy: nn.Module | None = None) -> None:
         if photos.ndim != 4 or photos.shape[1:] != (data_size, data_size, 3) or photos.dtype != torch.uint8:
             raise ValueError(f"photos must be uint8 (m, {data_size}, {data_size}, 3), got {photos.dtype} "
                              f"{tuple(photos.shape)}")
@@ -72,6 +76,8 @@ class Retriever:
         self.model, self.loss = model.eval(), loss
         self.photos, self.data_size, self.input_size = photos, data_size, input_size
         self.target, self.names = target, list(names) if names is not None else None
+        self.policy = None if policy is None else policy.eval()
+        self._features = split_final_layer(model.sketch)[0] if policy is not None else None
         self.device = next(model.parameters()).device
         self.view = eval_views(data_size, input_size, False)[0]
         with torch.no_grad():
@@ -79,10 +85,17 @@ class Retriever:
         self._canvas, self._drawn = StrokeCanvas(), []
 
     @classmethod
-    def from_run(cls, result: object, cfg: RunConfig, gallery: SplitTensors, target: int | None = None) -> "Retriever":
+    def from_run(cls, result: object, cfg: RunConfig, gallery: SplitTensors, target: int | None = None,
+                 policy: nn.Module | None = None) -> "Retriever":
         """A trained run (``fit`` / ``cached_fit``) and a split held in memory (its photos are the gallery)."""
         return cls(result.model, result.loss, gallery.photos, cfg.train.data_size, cfg.model.input_size, target,
-                   gallery.photo_names, cfg.eval.batch_size)
+                   gallery.photo_names, cfg.eval.batch_size, policy)
+
+    def encode(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Network inputs ``(B, 3, S, S)`` (``sketch_input``) → sketch embeddings: the model's, or the policy's."""
+        if self.policy is None:
+            return self.model.embed_sketch(inputs)
+        return F.normalize(self.policy(self._features(inputs)), dim=-1)
 
     def __len__(self) -> int:
         return len(self.photos)
@@ -100,7 +113,7 @@ class Retriever:
     @torch.no_grad()
     def embed_raster(self, raster: torch.Tensor) -> torch.Tensor:
         """The sketch embedding ``(D,)`` of a ``(data_size, data_size)`` uint8 raster (centre view)."""
-        return embed(self.model.embed_sketch, raster[None], sketch_input, self.input_size, self.view, self.device)[0]
+        return embed(self.encode, raster[None], sketch_input, self.input_size, self.view, self.device)[0]
 
     @torch.no_grad()
     def rank(self, strokes: Strokes | Sketch) -> Ranking:
