@@ -1,5 +1,5 @@
 """The ``sbir`` command line: ``sbir synth``, ``sbir data info``, ``sbir train``, ``sbir eval``, ``sbir onthefly``,
-``sbir meta``.
+``sbir meta``, ``sbir experiment``.
 
 Each sub-command lives in a ``_add_<name>`` function that registers its parser and sets ``func``.
 Bad input ends with exit status 2 and a one-line error, never a traceback.
@@ -17,7 +17,7 @@ from sbir_core.errors import ConfigError, DataError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sbir", description="Fine-grained sketch-based image retrieval.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_synth, _add_data, _add_train, _add_eval, _add_onthefly, _add_meta):
+    for add in (_add_synth, _add_data, _add_train, _add_eval, _add_onthefly, _add_meta, _add_experiment):
         add(sub)
     return parser
 
@@ -34,6 +34,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sbir: interrupted", file=sys.stderr)
         return 130
+
+
+# --- sbir experiment ------------------------------------------------------------------------------------------------
+def _add_experiment(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("experiment", help="named experiments: every variant and seed as a job, one record")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    ls = verbs.add_parser("list", help="the experiments, their variants, claims and profiles")
+    ls.set_defaults(func=_run_experiment_list)
+    run = verbs.add_parser("run", help="run the jobs not done yet, then write <out>/record.json")
+    run.add_argument("name", help="the experiment (sbir experiment list)")
+    run.add_argument("--profile", default="book", help="the budget: book (the chapter's live run) or full")
+    run.add_argument("--seeds", type=int, nargs="+", help="replace the profile's seeds")
+    run.add_argument("--data", help="ONE dataset folder (default: the experiment's synthetic category)")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    run.add_argument("--out", help="output folder (default: runs/experiments/NAME-PROFILE); a rerun resumes it")
+    run.add_argument("--executor", default="auto", choices=("auto", "local", "debug"),
+                     help="auto: Slurm through submitit when present, else local processes; debug: in this process")
+    run.add_argument("--workers", type=int, help="local jobs at once (default: one per usable core)")
+    run.set_defaults(func=_run_experiment_run)
+
+
+def _run_experiment_list(args: argparse.Namespace) -> int:
+    from sbir_core.experiments import EXPERIMENTS
+
+    for exp in EXPERIMENTS.values():
+        print(f"{exp.name}: {exp.about}")
+        print(f"  variants: {', '.join(exp.variants)}")
+        for claim in exp.claims:
+            print(f"  claim: {claim.text} ({claim.better} > {claim.worse}, acc@{claim.k})")
+        for name, prof in exp.profiles.items():
+            print(f"  profile {name}: seeds {list(prof.seeds)}, training photos {prof.train_photos or 'all'}, "
+                  f"overrides {list(prof.overrides) or 'none'}")
+    return 0
+
+
+def _run_experiment_run(args: argparse.Namespace) -> int:
+    from sbir_core.experiments import run_experiment
+
+    record = run_experiment(args.name, args.profile, args.out, args.seeds, args.data, args.device, args.executor,
+                            args.workers, args.command_line)
+    from sbir_core.compare import pm
+
+    for variant, scores in record["variants"].items():
+        print(f"{variant:26s} acc@1 {pm(scores['acc@1'])}  acc@10 {pm(scores['acc@10'])}")
+    for c in record["claims"]:
+        print(f"{c['claim']}: {100 * c['difference']:+.1f} points [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] "
+              f"{c['verdict']} (resolves ±{100 * c['resolvable']:.1f})")
+    return 0
 
 
 # --- sbir synth ------------------------------------------------------------------------------------------------------
