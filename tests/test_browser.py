@@ -40,7 +40,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 CHROMIUM = Path(os.environ.get("SBIR_CHROMIUM", "/usr/bin/chromium"))
-BOOK = Path(os.environ.get("SBIR_BOOK_HTML", ROOT / "_build" / "html"))
+BOOK = Path(os.environ.get("SBIR_BOOK_HTML", ROOT / "_build" / "html")).resolve()
 SHOTS = ROOT / "_build" / "screenshots"
 CHAPTER = "07_draw_it_yourself"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
