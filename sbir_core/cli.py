@@ -53,6 +53,10 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
                      help="auto: Slurm through submitit when present, else local processes; debug: in this process")
     run.add_argument("--workers", type=int, help="local jobs at once (default: one per usable core)")
     run.set_defaults(func=_run_experiment_run)
+    plot = verbs.add_parser("plot", help="draw a record.json (seaborn): scores over seeds and the claims")
+    plot.add_argument("record", help="an experiment's record.json")
+    plot.add_argument("--to", required=True, help="the picture to write (.png)")
+    plot.set_defaults(func=_run_experiment_plot)
 
 
 def _run_experiment_list(args: argparse.Namespace) -> int:
@@ -81,6 +85,25 @@ def _run_experiment_run(args: argparse.Namespace) -> int:
     for c in record["claims"]:
         print(f"{c['claim']}: {100 * c['difference']:+.1f} points [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] "
               f"{c['verdict']} (resolves ±{100 * c['resolvable']:.1f})")
+    return 0
+
+
+def _run_experiment_plot(args: argparse.Namespace) -> int:
+    import json
+
+    from sbir_core.experiments import figure
+    from sbir_core.runtime import atomic_path
+
+    try:
+        record = json.loads(open(args.record).read())
+    except json.JSONDecodeError as error:
+        raise DataError(f"not a JSON record ({error})", args.record) from None
+    if not isinstance(record, dict) or not {"experiment", "variants", "claims", "seeds"} <= set(record):
+        raise DataError("not an experiment record (sbir experiment run writes them)", args.record)
+    fig = figure(record)
+    with atomic_path(args.to) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    print(f"wrote {args.to}")
     return 0
 
 

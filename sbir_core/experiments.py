@@ -236,7 +236,7 @@ def run_experiment(name: str, profile: str = "book", out: str | os.PathLike | No
                    seeds: Sequence[int] | None = None, data_root: str | os.PathLike | None = None,
                    device: str = "auto", executor: str = "auto", workers: int | None = None,
                    command: str | None = None) -> dict[str, Any]:
-    """Plan, run what is missing, and write ``<out>/record.json`` (default out: ``runs/experiments/<name>-<profile>``)."""
+    """Plan, run what is missing, and write ``<out>/record.json`` (default: ``runs/experiments/<name>-<profile>``)."""
     out = Path(out) if out is not None else ROOT / "runs" / "experiments" / f"{name}-{profile}"
     jobs = plan(name, profile, out, seeds, data_root, device)
     start = time.perf_counter()
@@ -247,5 +247,37 @@ def run_experiment(name: str, profile: str = "book", out: str | os.PathLike | No
     return record
 
 
-__all__ = ["Claim", "EXPERIMENTS", "Experiment", "Job", "Profile", "plan", "run_experiment", "run_jobs",
+def figure(record: dict[str, Any]) -> Any:
+    """A record as a picture (seaborn): acc@1 of every seed and its mean with a 95% interval per variant, and each
+    claim's paired difference with its bootstrap interval. Returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    import seaborn as sns
+
+    rows = [{"variant": v, "seed": seed, "acc@1 (%)": 100 * a}
+            for v, scores in record["variants"].items() for seed, a in zip(record["seeds"], scores["acc@1"])]
+    frame = pd.DataFrame(rows)
+    height = 0.6 * max(len(record["variants"]), len(record["claims"])) + 2
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, height), gridspec_kw={"width_ratios": [1, 1.2]})
+    sns.stripplot(frame, x="acc@1 (%)", y="variant", color="0.6", size=4, ax=left)
+    sns.pointplot(frame, x="acc@1 (%)", y="variant", errorbar=("ci", 95), linestyle="none", color="C0",
+                  markers="D", ax=left)
+    left.set(title=f"{record['experiment']}: acc@1 over {len(record['seeds'])} seeds (bars: 95% interval)",
+             ylabel="")
+    claims = record["claims"]
+    y = np.arange(len(claims))
+    colours = {"reproduced": "C2", "contradicted": "C3", "not resolved": "0.5"}
+    for i, c in enumerate(claims):
+        right.errorbar(100 * c["difference"], i, xerr=[[100 * (c["difference"] - c["low"])],
+                                                       [100 * (c["high"] - c["difference"])]],
+                       fmt="o", color=colours[c["verdict"]], capsize=4)
+    right.axvline(0, color="k", lw=0.8)
+    right.set(yticks=y, yticklabels=[f"{c['claim']}\n({c['verdict']})" for c in claims], ylim=(len(claims) - 0.5, -0.5),
+              xlabel=f"difference in {claims[0]['metric'] if claims else 'acc@1'} (points; paired bootstrap, 95%)",
+              title="the claims")
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["Claim", "EXPERIMENTS", "Experiment", "Job", "Profile", "figure", "plan", "run_experiment", "run_jobs",
            "summarise"]

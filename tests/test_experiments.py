@@ -48,6 +48,12 @@ def test_run_writes_a_record_and_resumes(tiny: Path) -> None:
     assert run_jobs(jobs, tiny, "debug") == [], "every job has its result: nothing runs again"
     Path(jobs[2].path).unlink()  # a job that did not finish
     assert run_jobs(jobs, tiny, "debug") == [jobs[2]]
+    picture = tiny / "record.png"
+    assert main(["experiment", "plot", str(tiny / "record.json"), "--to", str(picture)]) == 0
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tiny / "bad.json").write_text('{"variants": {}}')
+    assert main(["experiment", "plot", str(tiny / "bad.json"), "--to", str(tiny / "bad.png")]) == 2
+    assert not (tiny / "bad.png").exists()
 
 
 def test_local_executor_runs_jobs_in_processes(tiny: Path) -> None:
