@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -154,7 +155,8 @@ def plan(name: str, profile: str, out: str | os.PathLike, seeds: Sequence[int] |
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+    """``"Base + attention"`` → ``"base-attention"``: a job's file name."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _run_job(job: Job) -> str:
