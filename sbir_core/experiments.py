@@ -26,10 +26,11 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from sbir_core.compare import paired_bootstrap
 from sbir_core.config import ConfigError, override, preset
-from sbir_core.runtime import atomic_path, usable_cpus
+from sbir_core.runtime import atomic_path, progress_disabled, usable_cpus
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = 1
@@ -166,7 +167,7 @@ def _run_job(job: Job) -> str:
 
 
 def run_jobs(jobs: Sequence[Job], folder: str | os.PathLike, executor: str = "auto", workers: int | None = None,
-             timeout_min: int = 24 * 60) -> list[Job]:
+             timeout_min: int = 24 * 60, progress: bool = True) -> list[Job]:
     """Run the jobs whose result is missing; returns those it ran.
 
     ``executor``: ``"auto"`` (submitit: Slurm when present, else local processes), ``"local"``, or ``"debug"`` (in
@@ -177,9 +178,12 @@ def run_jobs(jobs: Sequence[Job], folder: str | os.PathLike, executor: str = "au
     todo = [job for job in jobs if not Path(job.path).is_file()]
     if not todo:
         return []
+    bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=progress_disabled(progress))
     if executor == "debug":
         for job in todo:
             job.run()
+            bar.update()
+        bar.close()
         return todo
     if executor not in ("auto", "local"):
         raise ConfigError("executor", f"{executor!r} is not one of auto, local, debug")
@@ -194,6 +198,8 @@ def run_jobs(jobs: Sequence[Job], folder: str | os.PathLike, executor: str = "au
             except Exception as error:  # the worker's traceback is in its submitit log
                 raise RuntimeError(f"{job.variant} seed {job.seed} failed: {str(error).strip().splitlines()[-1]} "
                                    f"(log: {handle.paths.stderr})") from None
+            bar.update()
+    bar.close()
     return todo
 
 
