@@ -213,7 +213,8 @@ def _commit() -> str:
     return head.stdout.strip() + ("+dirty" if dirty else "")
 
 
-def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str | None = None) -> dict[str, Any]:
+def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str | None = None,
+              commit: str | None = None) -> dict[str, Any]:
     """The experiment's record from its jobs' results: per-variant scores and every claim's verdict."""
     exp = EXPERIMENTS[name]
     results = {(job.variant, job.seed): json.loads(Path(job.path).read_text()) for job in jobs}
@@ -233,7 +234,7 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
             "claims": claims, "queries": int(ranks[jobs[0].variant].shape[1]), "gallery": first["gallery"],
             "train_sketches": first["train_sketches"], "data": jobs[0].data_root,
             "configs": {v: results[v, seeds[0]]["config"] for v in exp.variants},
-            "provenance": {"commit": _commit(), "device": first["device"], "torch": torch.__version__,
+            "provenance": {"commit": commit or _commit(), "device": first["device"], "torch": torch.__version__,
                            "machine": platform.processor() or platform.machine(),
                            "command": command or shlex.join(sys.argv),
                            "wall_time_s": wall_time_s,
@@ -247,9 +248,9 @@ def run_experiment(name: str, profile: str = "book", out: str | os.PathLike | No
     """Plan, run what is missing, and write ``<out>/record.json`` (default: ``runs/experiments/<name>-<profile>``)."""
     out = Path(out) if out is not None else ROOT / "runs" / "experiments" / f"{name}-{profile}"
     jobs = plan(name, profile, out, seeds, data_root, device)
-    start = time.perf_counter()
+    start, commit = time.perf_counter(), _commit()  # the code the jobs run
     run_jobs(jobs, out, executor, workers)
-    record = summarise(name, jobs, time.perf_counter() - start, command)
+    record = summarise(name, jobs, time.perf_counter() - start, command, commit)
     with atomic_path(out / "record.json") as tmp:
         tmp.write_text(json.dumps(record, indent=1))
     return record
