@@ -74,12 +74,11 @@ def _run_experiment_list(args: argparse.Namespace) -> int:
 
 
 def _run_experiment_run(args: argparse.Namespace) -> int:
+    from sbir_core.compare import pm
     from sbir_core.experiments import run_experiment
 
     record = run_experiment(args.name, args.profile, args.out, args.seeds, args.data, args.device, args.executor,
                             args.workers, args.command_line)
-    from sbir_core.compare import pm
-
     for variant, scores in record["variants"].items():
         print(f"{variant:26s} acc@1 {pm(scores['acc@1'])}  acc@10 {pm(scores['acc@10'])}")
     for c in record["claims"]:
@@ -90,12 +89,13 @@ def _run_experiment_run(args: argparse.Namespace) -> int:
 
 def _run_experiment_plot(args: argparse.Namespace) -> int:
     import json
+    from pathlib import Path
 
     from sbir_core.experiments import figure
     from sbir_core.runtime import atomic_path
 
     try:
-        record = json.loads(open(args.record).read())
+        record = json.loads(Path(args.record).read_text())
     except json.JSONDecodeError as error:
         raise DataError(f"not a JSON record ({error})", args.record) from None
     if not isinstance(record, dict) or not {"experiment", "variants", "claims", "seeds"} <= set(record):

@@ -17,10 +17,9 @@ import os
 import platform
 import re
 import shlex
-import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,9 +27,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from sbir_core.cache import cached_fit
 from sbir_core.compare import paired_bootstrap
 from sbir_core.config import ConfigError, override, preset
-from sbir_core.runtime import atomic_path, progress_disabled, usable_cpus
+from sbir_core.data import load_dataset
+from sbir_core.metrics import acc_at_k
+from sbir_core.runtime import atomic_path, get_device, progress_disabled, usable_cpus
+from sbir_core.train import SplitTensors, device_description, git_commit, test_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = 1
@@ -111,11 +114,6 @@ class Job:
 
     def run(self) -> dict[str, Any]:
         """Train (or load from the run cache), test, and write the result atomically; returns it."""
-        from sbir_core.cache import cached_fit
-        from sbir_core.data import load_dataset
-        from sbir_core.runtime import get_device
-        from sbir_core.train import SplitTensors, test_ranks
-
         start = time.perf_counter()
         device = get_device(self.device)
         cfg = override(preset(self.preset), [*self.overrides, f"seed={self.seed}"])
@@ -128,9 +126,10 @@ class Job:
         test = SplitTensors.from_split(data.test, cfg.train.data_size)
         result = cached_fit(cfg, train, device=device, progress=False)
         ranks = test_ranks(result.model, result.loss, test, cfg)
-        out = {"variant": self.variant, "seed": self.seed, "config": asdict(cfg), "ranks": ranks.tolist(),
+        out = {"variant": self.variant, "seed": self.seed, "config": cfg.to_dict(), "ranks": ranks.tolist(),
                "train_sketches": len(train), "gallery": test.n_photos, "cached": result.cached,
-               "train_time_s": result.wall_time_s, "job_time_s": time.perf_counter() - start, "device": str(device)}
+               "train_time_s": result.wall_time_s, "job_time_s": time.perf_counter() - start,
+               "device": device_description(device, cfg.train.num_threads)}
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(out))
         return out
@@ -203,16 +202,6 @@ def run_jobs(jobs: Sequence[Job], folder: str | os.PathLike, executor: str = "au
     return todo
 
 
-def _commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty else "")
-
-
 def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str | None = None,
               commit: str | None = None) -> dict[str, Any]:
     """The experiment's record from its jobs' results: per-variant scores and every claim's verdict."""
@@ -220,8 +209,7 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
     results = {(job.variant, job.seed): json.loads(Path(job.path).read_text()) for job in jobs}
     seeds = sorted({job.seed for job in jobs})
     ranks = {v: np.array([results[v, s]["ranks"] for s in seeds]) for v in exp.variants}
-    variants = {v: {"acc@1": [float((r == 1).mean()) for r in ranks[v]],
-                    "acc@10": [float((r <= 10).mean()) for r in ranks[v]],
+    variants = {v: {"acc@1": [acc_at_k(r, 1) for r in ranks[v]], "acc@10": [acc_at_k(r, 10) for r in ranks[v]],
                     "mean_rank": [float(r.mean()) for r in ranks[v]]} for v in exp.variants}
     claims = []
     for claim in exp.claims:
@@ -234,7 +222,7 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
             "claims": claims, "queries": int(ranks[jobs[0].variant].shape[1]), "gallery": first["gallery"],
             "train_sketches": first["train_sketches"], "data": jobs[0].data_root,
             "configs": {v: results[v, seeds[0]]["config"] for v in exp.variants},
-            "provenance": {"commit": commit or _commit(), "device": first["device"], "torch": torch.__version__,
+            "provenance": {"commit": commit or git_commit(), "device": first["device"], "torch": torch.__version__,
                            "machine": platform.processor() or platform.machine(),
                            "command": command or shlex.join(sys.argv),
                            "wall_time_s": wall_time_s,
@@ -248,7 +236,7 @@ def run_experiment(name: str, profile: str = "book", out: str | os.PathLike | No
     """Plan, run what is missing, and write ``<out>/record.json`` (default: ``runs/experiments/<name>-<profile>``)."""
     out = Path(out) if out is not None else ROOT / "runs" / "experiments" / f"{name}-{profile}"
     jobs = plan(name, profile, out, seeds, data_root, device)
-    start, commit = time.perf_counter(), _commit()  # the code the jobs run
+    start, commit = time.perf_counter(), git_commit()  # the code the jobs run
     run_jobs(jobs, out, executor, workers)
     record = summarise(name, jobs, time.perf_counter() - start, command, commit)
     with atomic_path(out / "record.json") as tmp:
