@@ -247,14 +247,12 @@ class StrokeCanvas:
     def __init__(self, canvas: int = CANVAS) -> None:
         self.canvas = canvas
         self.ink = torch.zeros((canvas, canvas), dtype=torch.bool)
-        self.n_strokes = 0
 
     def add_stroke(self, points: np.ndarray) -> None:
         """Add one stroke, ``(n, 2)`` absolute x, y on the frame."""
         stroke = np.column_stack([np.asarray(points, dtype=np.float64).reshape(-1, 2), np.zeros(len(points))])
         first = _first_step_maps([Sketch.from_array(stroke)], 1, "points", self.canvas, torch.device("cpu"))
         self.ink |= first[0] == 0
-        self.n_strokes += 1
 
     def raster(self, size: int) -> torch.Tensor:
         """``(size, size)`` float32 in [0, 1], ink = 1: :func:`render_sketches` of the strokes so far."""
