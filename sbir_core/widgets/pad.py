@@ -59,6 +59,7 @@ class SketchPad(anywidget.AnyWidget):
         self.history: list[int] = []  # the target's rank after stroke 1, 2, ...
         self.last: Ranking | None = None
         self._due, self._last_time = False, -np.inf
+        self._thumbnails: tuple[Retriever | None, dict[int, str]] = (retriever, {})  # encoded once per photo
         self.observe(self._on_strokes, names="strokes")
 
     # --- the sketch ------------------------------------------------------------------------------------------------
@@ -117,7 +118,13 @@ class SketchPad(anywidget.AnyWidget):
         self.history = self.history[:ranking.n_strokes - 1] + [ranking.target_rank or 0]
         self.last = ranking
         photos = self.retriever.photos
-        top = [{"src": png_data_uri(photos[i].numpy(), self.thumbnail), "match": bool(i == self.retriever.target),
+        if self._thumbnails[0] is not self.retriever:  # another retriever, another gallery
+            self._thumbnails = (self.retriever, {})
+        cache = self._thumbnails[1]
+        for i in ranking.order[:self.top_k].tolist():
+            if i not in cache:
+                cache[i] = png_data_uri(photos[i].numpy(), self.thumbnail)
+        top = [{"src": cache[i], "match": bool(i == self.retriever.target),
                 "label": self.retriever.names[i] if self.retriever.names else str(i)}
                for i in ranking.order[:self.top_k].tolist()]
         self.results = {"n_strokes": ranking.n_strokes, "rank": ranking.target_rank or 0, "gallery_size": len(photos),
