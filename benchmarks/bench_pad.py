@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from sbir_core.config import preset
-from sbir_core.data import StrokeCanvas, load_dataset
+from sbir_core.data import Sketch, StrokeCanvas, load_dataset
 from sbir_core.data.render import render_reference
 from sbir_core.data.synthetic import ensure_synthetic
 from sbir_core.losses import TripletLoss
@@ -58,8 +58,7 @@ def summary(times: list[float]) -> str:
 
 def official_render(strokes: list[np.ndarray], size: int) -> torch.Tensor:
     """The whole sketch rendered again (``render_reference``), area-resized to ``size``, as uint8."""
-    points = np.concatenate([np.column_stack([s, np.eye(1, len(s), len(s) - 1)[0]]) for s in strokes])
-    ink = torch.from_numpy(render_reference(points)).float()[None, None]
+    ink = torch.from_numpy(render_reference(Sketch.from_strokes(strokes))).float()[None, None]
     raster = F.interpolate(ink, size=(size, size), mode="area")[0, 0].numpy()
     return torch.from_numpy(np.round(raster * 255).astype(np.uint8))
 
