@@ -46,7 +46,12 @@ records: data
 	rm -rf runs/cache
 	SBIR_RECORD=write $(PY) tools/execute_notebooks.py --force
 
-html: $(STAMP)
+# onnxruntime-web for the drawing pad's page: fetched from npm (pinned, checksummed), not committed.
+ORT_WEB := book/_vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm
+$(ORT_WEB):
+	bash tools/vendor_ort_web.sh
+
+html: $(STAMP) $(ORT_WEB)
 	$(VENV)/bin/jupyter-book build . -W --keep-going --quiet
 	@echo "Book built: serve it with \`make serve\`, or open file://$(CURDIR)/_build/html/index.html"
 
@@ -65,7 +70,7 @@ nbval: data
 	$(VENV)/bin/pytest -q --nbval --nbval-current-env --nbval-sanitize-with tools/nbval_sanitize.cfg \
 		-p no:cacheprovider notebooks/
 
-book-check: $(STAMP)
+book-check: $(STAMP) $(ORT_WEB)
 	rm -rf _build/check
 	$(VENV)/bin/jupyter-book build . -W --keep-going --quiet --path-output _build/check
 	test -f _build/check/_build/html/index.html

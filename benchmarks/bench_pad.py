@@ -159,6 +159,8 @@ def main() -> None:
     print(f"  of which rendering, ours:           {summary(times['render ours'])}")
     print(f"  of which rendering, official style: {summary(times['render official'])}")
     if not args.no_browser:
+        if not (ROOT / "book" / "_vendor" / "onnxruntime-web").is_dir():
+            parser.error("onnxruntime-web is not fetched yet: run tools/vendor_ort_web.sh (make book does)")
         print(f"browser (onnxruntime-web, wasm, 1 thread): {summary(browser(retriever, sketches, args.chromium))}")
 
 

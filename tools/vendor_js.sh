@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
 # Re-create book/_vendor/ from the npm registry: the JavaScript the built book needs to render maths and embedded
-# widgets with no network (MathJax 3, require.js, @jupyter-widgets/html-manager) and to run the drawing pad's encoder
-# in the browser (onnxruntime-web: the wasm build, one thread, no SharedArrayBuffer needed). The result is committed, so neither
+# widgets with no network (MathJax 3, require.js, @jupyter-widgets/html-manager). The result is committed, so neither
 # `make book` nor `make test` runs this; run it only to change a version below.
 set -euo pipefail
-MATHJAX=3.2.2 REQUIREJS=2.3.8 HTML_MANAGER=1.0.15 ORT_WEB=1.30.0
+MATHJAX=3.2.2 REQUIREJS=2.3.8 HTML_MANAGER=1.0.15
 root=$(cd "$(dirname "$0")/.." && pwd)
 out="$root/book/_vendor"
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 cd "$work"
-npm pack --silent "mathjax@$MATHJAX" "requirejs@$REQUIREJS" "@jupyter-widgets/html-manager@$HTML_MANAGER" \
-  "onnxruntime-web@$ORT_WEB" >/dev/null
+npm pack --silent "mathjax@$MATHJAX" "requirejs@$REQUIREJS" "@jupyter-widgets/html-manager@$HTML_MANAGER" >/dev/null
 for f in *.tgz; do mkdir -p "${f%.tgz}" && tar xzf "$f" -C "${f%.tgz}"; done
 rm -rf "$out.tmp" && mkdir -p "$out.tmp/mathjax/output/chtml/fonts" "$out.tmp/html-manager"
 mj="mathjax-$MATHJAX/package"
@@ -21,11 +19,6 @@ cp "requirejs-$REQUIREJS/package/require.js" "$out.tmp/require.js"
 hm="jupyter-widgets-html-manager-$HTML_MANAGER/package"
 cp "$hm/dist/embed-amd.js" "$hm/dist/"*.woff2 "$hm/dist/embed.js.LICENSE.txt" "$out.tmp/html-manager/"
 cp "$hm/LICENSE" "$out.tmp/html-manager/LICENSE" 2>/dev/null || true
-ort="onnxruntime-web-$ORT_WEB/package"
-mkdir -p "$out.tmp/onnxruntime-web"
-cp "$ort/dist/ort.wasm.bundle.min.mjs" "$ort/dist/ort-wasm-simd-threaded.wasm" "$out.tmp/onnxruntime-web/"
-echo "onnxruntime-web $ORT_WEB: MIT licence (package.json; the package ships no LICENSE file)" > "$out.tmp/onnxruntime-web/LICENSE"
-printf 'mathjax %s\nrequirejs %s\n@jupyter-widgets/html-manager %s\nonnxruntime-web %s\n' "$MATHJAX" "$REQUIREJS" \
-  "$HTML_MANAGER" "$ORT_WEB" > "$out.tmp/VERSIONS"
+printf 'mathjax %s\nrequirejs %s\n@jupyter-widgets/html-manager %s\n' "$MATHJAX" "$REQUIREJS" "$HTML_MANAGER" > "$out.tmp/VERSIONS"
 rm -rf "$out" && mv "$out.tmp" "$out"
 echo "vendored into $out"
