@@ -2,10 +2,10 @@
 
 ``cached_fit(cfg, train)`` is ``fit(cfg, train)`` behind a cache keyed by everything that determines the trained
 weights: the run configuration, a fingerprint of the training tensors (every byte of the sketches, photos and
-labels), the source of the training code (``TRAINING_CODE``), the torch version, the device type and, on the CPU,
-the kernel set and thread count (each takes another float path). Chapter 04's
-Euclidean runs are chapter 03's Full runs, and later chapters load chapter 02's model, in ``make book`` and in
-``make test`` alike.
+labels), the bytes of the weights it starts from (``model.init``), the source of the training code
+(``TRAINING_CODE``), the torch version, the device type and, on the CPU, the kernel set and thread count (each takes
+another float path). Chapter 04's Euclidean runs are chapter 03's Full runs, and later chapters load chapter 02's
+model, in ``make book`` and in ``make test`` alike.
 
 An entry is a folder ``<cache>/<key>/`` with ``weights.pt`` (the selected weights of the model and the loss),
 ``run.json`` (history, selected epoch, training time, the key's parts) and ``checksums.json`` (SHA-256 of both). It is
@@ -87,6 +87,7 @@ def cache_key(cfg: RunConfig, data: SplitTensors, device: torch.device) -> tuple
     """The entry name and the parts it is made of."""
     threads = cfg.train.num_threads or torch.get_num_threads()
     parts = {"config": cfg.to_dict(), "data": data_fingerprint(data), "code": code_version(),
+             "init": _sha256(Path(cfg.model.init)) if cfg.model.init else None,  # the pretrained weights' bytes
              "torch": torch.__version__, "device": device.type,
              # the float path: another kernel set (ATEN_CPU_CAPABILITY) or thread count trains another model
              "kernels": torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else torch.version.cuda,

@@ -44,9 +44,11 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=_run_experiment_list)
     run = verbs.add_parser("run", help="run the jobs not done yet, then write <out>/record.json")
     run.add_argument("name", help="the experiment (sbir experiment list)")
-    run.add_argument("--profile", default="book", help="the budget: book (the chapter's live run) or full")
+    run.add_argument("--profile", default="book",
+                     help="the budget (sbir experiment list): book is the chapters' live run")
     run.add_argument("--seeds", type=int, nargs="+", help="replace the profile's seeds")
-    run.add_argument("--data", help="ONE dataset folder (default: the experiment's synthetic category)")
+    run.add_argument("--data", help="ONE dataset folder (default: the experiment's synthetic category), or the "
+                     "folder an experiment on real data names (sbir experiment list)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     run.add_argument("--out", help="output folder (default: runs/experiments/NAME-PROFILE); a rerun resumes it")
     run.add_argument("--executor", default="auto", choices=("auto", "local", "debug"),
@@ -65,6 +67,11 @@ def _run_experiment_list(args: argparse.Namespace) -> int:
     for exp in EXPERIMENTS.values():
         print(f"{exp.name}: {exp.about}")
         print(f"  variants: {', '.join(exp.variants)}")
+        if exp.data:
+            print(f"  --data: {exp.data}")
+        for name, pre in exp.pretrainings.items():
+            print(f"  pretraining {name!r}: synthetic {pre.collection} collection, {pre.photos} photos, "
+                  f"overrides {list(pre.overrides)}")
         for claim in exp.claims:
             print(f"  claim: {claim.text} ({claim.better} > {claim.worse}, acc@{claim.k})")
         for name, prof in exp.profiles.items():
@@ -79,8 +86,9 @@ def _run_experiment_run(args: argparse.Namespace) -> int:
 
     record = run_experiment(args.name, args.profile, args.out, args.seeds, args.data, args.device, args.executor,
                             args.workers, args.command_line)
+    width = max(map(len, record["variants"]))
     for variant, scores in record["variants"].items():
-        print(f"{variant:26s} acc@1 {pm(scores['acc@1'])}  acc@10 {pm(scores['acc@10'])}")
+        print(f"{variant:{width}s} acc@1 {pm(scores['acc@1'])}  acc@10 {pm(scores['acc@10'])}")
     for c in record["claims"]:
         print(f"{c['claim']}: {100 * c['difference']:+.1f} points [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] "
               f"{c['verdict']} (resolves ±{100 * c['resolvable']:.1f})")

@@ -31,6 +31,7 @@ import dataclasses
 import json
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from sbir_core.errors import ConfigError
@@ -43,6 +44,7 @@ class ModelConfig:
     name: str = "triplet-sn"
     backbone: str = "compact"  # sketchanet | compact | inception_v3 | vgg16
     weights: str | None = None  # torchvision weights name ("DEFAULT", "IMAGENET1K_V1") or None (from scratch)
+    init: str | None = None  # a weights file (a run's best.pt, a run-cache weights.pt) to start from: pretraining
     input_size: int = 64  # the network's input side (crop size)
     shared: bool = True  # one network for sketches and photos (Siamese), else two
     head: str = "mlp"  # "mlp": flatten + fc6/fc7 (Sketch Me That Shoe); "pool": global pooling (+ linear)
@@ -211,6 +213,8 @@ def validate_config(cfg: RunConfig) -> RunConfig:
             raise ConfigError(key, f"must not be negative, got {value}")
     if t.num_threads is not None and t.num_threads < 1:
         raise ConfigError("train.num_threads", f"must be at least 1 or None, got {t.num_threads}")
+    if cfg.model.init is not None and not Path(cfg.model.init).is_file():
+        raise ConfigError("model.init", f"no weights file {cfg.model.init}")
     if cfg.model.embed_dim is not None and cfg.model.embed_dim < 1:
         raise ConfigError("model.embed_dim", f"must be positive or None, got {cfg.model.embed_dim}")
     return cfg

@@ -24,9 +24,10 @@ import json
 import math
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -80,6 +81,16 @@ class SplitTensors:
                 or [np.zeros((0, 3))]).astype(np.int64))
         return cls(torch.from_numpy(np.round(sk * 255).astype(np.uint8)), torch.from_numpy(ph.astype(np.uint8)),
                    torch.from_numpy(pos), list(split.photo_names), triplets)
+
+    @classmethod
+    def concat(cls, parts: Sequence["SplitTensors"]) -> "SplitTensors":
+        """Several splits as one, each photo keeping its own sketches (e.g. every category of a collection)."""
+        if any(p.triplets is not None for p in parts):
+            raise ValueError("SplitTensors.concat does not merge annotated triplets")
+        offsets = np.cumsum([0] + [p.n_photos for p in parts[:-1]])
+        return cls(torch.cat([p.sketches for p in parts]), torch.cat([p.photos for p in parts]),
+                   torch.cat([p.positives + int(o) for p, o in zip(parts, offsets)]),
+                   [name for p in parts for name in p.photo_names])
 
     def __len__(self) -> int:
         return int(self.sketches.shape[0])
@@ -339,12 +350,37 @@ class _State:
 def _new_state(cfg: RunConfig, device: torch.device) -> _State:
     seed_everything(cfg.seed)
     # channels-last convolutions: about 1.2-1.4x faster on the CPU (oneDNN), and the layout AMP wants on CUDA
-    model = build_model(cfg.model).to(device, memory_format=torch.channels_last)
+    model = build_model(cfg.model)
+    if cfg.model.init is not None:
+        load_init(model, cfg.model.init)
+    model = model.to(device, memory_format=torch.channels_last)
     loss_fn = build_loss(cfg.loss, model.embed_dim).to(device)
     optimizer = _optimizer(cfg, model, loss_fn)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.amp and device.type == "cuda")
     return _State(model, loss_fn, optimizer, _scheduler(cfg, optimizer), scaler,
                   torch.Generator().manual_seed(cfg.seed), [], {"epoch": None, "metrics": None})
+
+
+def load_init(model: nn.Module, path: str | Path) -> list[str]:
+    """Start ``model`` from the weights saved at ``path`` (``{"model": state_dict}``: a run's ``best.pt``, a run-cache
+    entry's ``weights.pt``), as Sketch Me That Shoe pretrains in stages (Yu et al., CVPR 2016, Sec. 3.3). Every
+    tensor whose name and shape match is copied; the others keep their fresh initialisation, and a warning names
+    them. Returns the names copied. ``ConfigError("model.init")`` when the file does not load or nothing matches."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    except Exception as err:  # a truncated file, a file of another kind
+        raise ConfigError("model.init", f"{path} does not load as saved weights "
+                          f"({type(err).__name__}: {' '.join(str(err).split())[:120]})") from None
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise ConfigError("model.init", f"{path}: none of its weights fits this model (names or shapes differ)")
+    model.load_state_dict(matched, strict=False)
+    fresh = sorted(set(own) - set(matched))
+    if fresh:
+        warnings.warn(f"model.init: {len(matched)} of {len(own)} tensors from {path}; {len(fresh)} start fresh "
+                      f"({', '.join(fresh[:4])}{', ...' if len(fresh) > 4 else ''})", stacklevel=2)
+    return sorted(matched)
 
 
 def _epoch_triplets(cfg: RunConfig, train: SplitTensors, gen: torch.Generator) -> torch.Tensor:
@@ -561,5 +597,5 @@ def device_description(device: torch.device, threads: int | None = None) -> str:
 
 
 __all__ = ["SplitTensors", "TrainResult", "carve_validation", "device_description", "distance_matrix", "eval_views",
-           "evaluate", "fit", "git_commit", "in_batch_pairs", "load_run", "prepare_data", "random_views", "read_log",
+           "evaluate", "fit", "git_commit", "in_batch_pairs", "load_init", "load_run", "prepare_data", "random_views", "read_log",
            "sample_annotated", "sample_triplets", "split_counts", "test_ranks", "train_epoch", "validation_photos", "with_weights"]

@@ -9,17 +9,30 @@ import pytest
 from sbir_core import experiments
 from sbir_core.cli import main
 from sbir_core.config import ConfigError
-from sbir_core.experiments import Claim, Experiment, Profile, plan, run_experiment, run_jobs
+from sbir_core.errors import DataError
+from sbir_core.experiments import (Claim, Experiment, Pretraining, Profile, Variant, plan, plan_pretraining,
+                                   run_experiment, run_jobs)
 
 TINY = Experiment("tiny", "two variants, a few photos, one epoch",
-                  {"Base": ("model.name=triplet-sn",), "Full": ("model.name=attention-fusion",)},
+                  {"Base": Variant(("model.name=triplet-sn",)), "Full": Variant(("model.name=attention-fusion",))},
                   (Claim("Full improves on Base", "Full", "Base"),),
                   {"tiny": Profile(("train.epochs=1",), 16, (0, 1))})
+# Staged pretraining in miniature: pretrain on every category of the tiny synthetic collection (edge-map photos),
+# fine-tune on its chair folder, against HOG + rankSVM.
+STAGED = Experiment("staged", "pretrained against from scratch and HOG + rankSVM",
+                    {"HOG": Variant(dataset="chair", method="hog-ranksvm"),
+                     "scratch": Variant(dataset="chair"),
+                     "pretrained": Variant(dataset="chair", photos="edges", pretrained="tiny synthetic")},
+                    (Claim("pretraining helps", "pretrained", "scratch"), Claim("beats HOG", "pretrained", "HOG")),
+                    {"tiny": Profile(("train.epochs=1", "train.batch_size=4"), None, (0,))},
+                    data="a synthetic collection", pretrainings={
+                        "tiny synthetic": Pretraining(("train.epochs=1",), collection="tiny", photos="edges")})
 
 
 @pytest.fixture()
 def tiny(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setitem(experiments.EXPERIMENTS, "tiny", TINY)
+    monkeypatch.setitem(experiments.EXPERIMENTS, "staged", STAGED)
     monkeypatch.setenv("SBIR_CACHE", str(tmp_path / "cache"))  # never the repository's run cache
     return tmp_path / "out"
 
@@ -38,7 +51,9 @@ def test_plan_names_every_variant_and_seed(tiny: Path) -> None:
 def test_run_writes_a_record_and_resumes(tiny: Path) -> None:
     record = run_experiment("tiny", "tiny", tiny, executor="debug", command="sbir experiment run tiny")
     assert record["seeds"] == [0, 1] and set(record["variants"]) == {"Base", "Full"}
-    assert len(record["variants"]["Full"]["acc@1"]) == 2 and record["train_sketches"] > 0
+    full = record["variants"]["Full"]
+    assert len(full["acc@1"]) == 2 and full["train_sketches"] > 0 and full["photos"] == "rgb"
+    assert full["queries"] > full["gallery"] > 0 and record["pretrainings"] == {}
     (claim,) = record["claims"]
     assert claim["verdict"] in ("reproduced", "contradicted", "not resolved")
     assert claim["low"] <= claim["difference"] <= claim["high"] and claim["resolvable"] > 0
@@ -70,3 +85,25 @@ def test_cli_lists_and_refuses_an_unknown_experiment(capsys: pytest.CaptureFixtu
     assert "ijcv-table4" in out and "claim: HOLEF improves on Euclidean" in out
     assert main(["experiment", "run", "nope"]) == 2
     assert "sbir: error: experiment: 'nope' is not one of" in capsys.readouterr().err
+
+
+def test_staged_pretraining_starts_fine_tuning_from_its_weights(tiny: Path) -> None:
+    from sbir_core.data.synthetic import ensure_synthetic
+
+    root = ensure_synthetic("tiny", 0)
+    with pytest.raises(ConfigError, match="--data: experiment staged needs --data: a synthetic collection"):
+        plan("staged", "tiny", tiny)
+    with pytest.raises(DataError, match="dataset folder of 'HOG' not found"):
+        plan("staged", "tiny", tiny, data_root=tiny / "nowhere")
+    jobs = plan("staged", "tiny", tiny, data_root=root)
+    (pre,) = plan_pretraining("staged", tiny)
+    assert [j.method for j in jobs] == ["hog-ranksvm", "train", "train"]
+    assert jobs[2].init == pre.weights and jobs[1].init is None and jobs[2].photos == "edges"
+    record = run_experiment("staged", "tiny", tiny, data_root=root, executor="debug")
+    stage_one = record["pretrainings"]["tiny synthetic"]
+    assert stage_one["photos"] == "edges" and len(stage_one["categories"]) == 12 and stage_one["train_sketches"] > 150
+    assert record["configs"]["pretrained"]["model"]["init"] == pre.weights
+    assert record["configs"]["scratch"]["model"]["init"] is None
+    assert record["configs"]["HOG"]["method"] == "dense HOG + rankSVM"
+    assert {c["verdict"] for c in record["claims"]} <= {"reproduced", "contradicted", "not resolved"}
+    assert record["variants"]["HOG"]["gallery"] == record["variants"]["scratch"]["gallery"] == 4

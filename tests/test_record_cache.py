@@ -169,3 +169,12 @@ def test_cached_fit_many_trains_side_by_side_as_one_thread_runs(tmp_path, monkey
         for a, b in zip(a_run.model.state_dict().values(), b_run.model.state_dict().values()):
             assert torch.equal(a, b)
         assert [r["train_loss"] for r in a_run.history] == [r["train_loss"] for r in b_run.history]
+
+
+def test_cache_key_covers_the_weights_a_run_starts_from(tmp_path, data):
+    cpu, start = torch.device("cpu"), tmp_path / "start.pt"
+    torch.save({"model": {"w": torch.zeros(2)}}, start)
+    key = cache.cache_key(tiny_config(**{"model.init": str(start)}), data, cpu)[0]
+    assert key != cache.cache_key(tiny_config(), data, cpu)[0]
+    torch.save({"model": {"w": torch.ones(2)}}, start)  # same path, other weights: another model
+    assert cache.cache_key(tiny_config(**{"model.init": str(start)}), data, cpu)[0] != key

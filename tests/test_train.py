@@ -170,3 +170,62 @@ def test_holef_loss_parameters_are_trained():
     result = fit(cfg, split, None, progress=False)
     w = result.loss.state_dict()["weight"].cpu()
     assert w.shape == (16, 16) and not torch.equal(w, torch.eye(16))
+
+
+def test_load_init_copies_matching_weights_and_names_the_rest(tmp_path):
+    from sbir_core.config import ConfigError
+    from sbir_core.models import build_model
+    from sbir_core.train import load_init
+
+    base = tiny_config()
+    source = build_model(base.model)
+    torch.save({"model": source.state_dict()}, tmp_path / "w.pt")
+    same = build_model(base.model)
+    assert load_init(same, tmp_path / "w.pt") == sorted(source.state_dict())
+    for a, b in zip(same.state_dict().values(), source.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    wider = build_model(tiny_config(**{"model.embed_dim": "24"}).model)  # the last layer's shape differs
+    with pytest.warns(UserWarning, match=r"model.init: \d+ of \d+ tensors .* start fresh"):
+        copied = load_init(wider, tmp_path / "w.pt")
+    assert 0 < len(copied) < len(wider.state_dict())
+    (tmp_path / "bad.pt").write_bytes(b"not weights")
+    with pytest.raises(ConfigError, match=r"model.init: .*bad.pt does not load as saved weights"):
+        load_init(same, tmp_path / "bad.pt")
+    torch.save({"model": {"other": torch.zeros(3)}}, tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="none of its weights fits this model"):
+        load_init(same, tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="model.init: no weights file"):
+        fit(tiny_config(**{"model.init": str(tmp_path / "missing.pt")}), FakeSplit(), progress=False)
+
+
+def test_fit_starts_from_model_init(tmp_path):
+    first = fit(tiny_config(**{"train.epochs": "1"}), FakeSplit(), progress=False)
+    torch.save({"model": first.model.state_dict()}, tmp_path / "w.pt")
+    again = fit(tiny_config(**{"train.epochs": "1", "model.init": str(tmp_path / "w.pt")}), FakeSplit(),
+                progress=False)
+    fresh = fit(tiny_config(**{"train.epochs": "1"}), FakeSplit(), progress=False)
+    assert again.history[0]["train_loss"] < fresh.history[0]["train_loss"]
+
+
+def test_concat_offsets_positives_and_refuses_triplets():
+    a, b = SplitTensors.from_split(FakeSplit(4), 28), SplitTensors.from_split(FakeSplit(3, seed=1), 28)
+    both = SplitTensors.concat([a, b])
+    assert both.n_photos == 7 and len(both) == len(a) + len(b)
+    assert both.positives.tolist() == a.positives.tolist() + (b.positives + 4).tolist()
+    torch.testing.assert_close(both.photos[4:], b.photos)
+    with pytest.raises(ValueError, match="annotated triplets"):
+        SplitTensors.concat([a, SplitTensors(b.sketches, b.photos, b.positives, b.photo_names,
+                                             torch.zeros((1, 3), dtype=torch.int64))])
+
+
+def test_edge_maps_are_black_lines_on_white():
+    from sbir_core.data import edge_maps
+
+    photos = np.full((2, 64, 64, 3), 230, dtype=np.uint8)
+    photos[:, 16:48, 16:48] = (120, 30, 30)  # a dark square on a light background
+    edges = edge_maps(photos)
+    assert edges.shape == photos.shape and edges.dtype == np.uint8 and set(np.unique(edges)) == {0, 255}
+    assert (edges[:, 32, 32] == 255).all() and (edges[:, 5, 5] == 255).all()  # flat areas are white
+    assert (edges[0, 10:54, 10:54, 0] == 0).sum() > 100  # the square's outline is drawn
+    with pytest.raises(ValueError, match="uint8 photos"):
+        edge_maps(photos[..., 0])

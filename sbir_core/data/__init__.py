@@ -7,7 +7,7 @@
 from sbir_core.data.load import detect_format, load_collection, load_dataset
 from sbir_core.data.render import StrokeCanvas, progressive_rasters, render_sketches
 from sbir_core.data.sketch import Sketch, stroke_statistics
-from sbir_core.data.split import FGSBIRData, Split
+from sbir_core.data.split import FGSBIRData, Split, edge_maps
 
-__all__ = ["FGSBIRData", "Sketch", "Split", "StrokeCanvas", "detect_format", "load_collection", "load_dataset",
+__all__ = ["FGSBIRData", "Sketch", "Split", "StrokeCanvas", "detect_format", "edge_maps", "load_collection", "load_dataset",
            "progressive_rasters", "render_sketches", "stroke_statistics"]
