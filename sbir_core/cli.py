@@ -81,17 +81,11 @@ def _run_experiment_list(args: argparse.Namespace) -> int:
 
 
 def _run_experiment_run(args: argparse.Namespace) -> int:
-    from sbir_core.compare import pm
-    from sbir_core.experiments import run_experiment
+    from sbir_core.experiments import markdown, run_experiment
 
     record = run_experiment(args.name, args.profile, args.out, args.seeds, args.data, args.device, args.executor,
                             args.workers, args.command_line)
-    width = max(map(len, record["variants"]))
-    for variant, scores in record["variants"].items():
-        print(f"{variant:{width}s} acc@1 {pm(scores['acc@1'])}  acc@10 {pm(scores['acc@10'])}")
-    for c in record["claims"]:
-        print(f"{c['claim']}: {100 * c['difference']:+.1f} points [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] "
-              f"{c['verdict']} (resolves ±{100 * c['resolvable']:.1f})")
+    print(markdown(record))
     return 0
 
 

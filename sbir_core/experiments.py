@@ -2,7 +2,7 @@
 
 ``run_experiment("ijcv-table4", profile="book")`` trains every (variant, seed) job that has no result yet in the
 output folder (a stopped experiment resumes where it stopped), each in its own process through submitit (Slurm where
-a cluster is present, local processes otherwise, in waves of one job per core on a CPU), then writes
+a cluster is present, local processes otherwise, one job per core at a time on a CPU), then writes
 ``<out>/record.json``: provenance (configurations, commit, device, wall times, the command) and, for each claim, the
 paired bootstrap over seeds and test queries (:func:`sbir_core.compare.paired_bootstrap`) with its verdict and the
 smallest difference the experiment could have resolved (the interval's half-width).
@@ -66,6 +66,14 @@ class Profile:
     seeds: tuple[int, ...]
 
 
+PHOTOS = ("rgb", "edges")
+
+
+def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ConfigError(key, f"{value!r} is not one of {', '.join(choices)}")
+
+
 @dataclass(frozen=True)
 class Variant:
     """One arm of an experiment: overrides of its preset, and where its data and first weights come from."""
@@ -75,6 +83,10 @@ class Variant:
     photos: str = "rgb"  # "edges": photos as edge maps (data.edge_maps); QMUL-V1's photos are edge maps already
     pretrained: str | None = None  # one of the experiment's pretrainings, whose weights start training (model.init)
     method: str = "train"  # "train" the network, or "hog-ranksvm": dense HOG + ranking SVM (sbir_core.baselines)
+
+    def __post_init__(self) -> None:
+        _check_choice("photos", self.photos, PHOTOS)
+        _check_choice("method", self.method, ("train", "hog-ranksvm"))
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,9 @@ class Pretraining:
     collection: str = "full"  # the synthetic profile
     photos: str = "rgb"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("photos", self.photos, PHOTOS)
 
 
 @dataclass(frozen=True)
@@ -311,11 +326,12 @@ def _run_job(job: Job | PretrainJob) -> str:
 
 def run_jobs(jobs: Sequence[Job | PretrainJob], folder: str | os.PathLike, executor: str = "auto",
              workers: int | None = None, timeout_min: int = 24 * 60,
-             progress: bool = True) -> list[Job | PretrainJob]:
+             progress: bool = True, poll_s: float = 1.0) -> list[Job | PretrainJob]:
     """Run the jobs whose result is missing; returns those it ran.
 
     ``executor``: ``"auto"`` (submitit: Slurm when present, else local processes), ``"local"``, or ``"debug"`` (in
-    this process, one after the other). Locally at most ``workers`` jobs (default: one per usable core) run at once.
+    this process, one after the other). Locally ``workers`` jobs (default: one per usable core) run at once, the
+    next starting as soon as one ends (polled every ``poll_s`` seconds).
     """
     import submitit
 
@@ -333,10 +349,17 @@ def run_jobs(jobs: Sequence[Job | PretrainJob], folder: str | os.PathLike, execu
         raise ConfigError("executor", f"{executor!r} is not one of auto, local, debug")
     pool = submitit.AutoExecutor(folder=Path(folder) / "submitit", cluster="local" if executor == "local" else None)
     pool.update_parameters(timeout_min=timeout_min, cpus_per_task=1)
-    wave = len(todo) if pool.cluster == "slurm" else (workers or usable_cpus())
-    for lo in range(0, len(todo), wave):
-        submitted = [pool.submit(_run_job, job) for job in todo[lo:lo + wave]]
-        for job, handle in zip(todo[lo:lo + wave], submitted):
+    width = len(todo) if pool.cluster == "slurm" else (workers or usable_cpus())
+    waiting, running = list(todo), []
+    while waiting or running:  # keep ``width`` jobs running: the next starts as soon as one ends
+        while waiting and len(running) < width:
+            job = waiting.pop(0)
+            running.append((job, pool.submit(_run_job, job)))
+        done = [(job, handle) for job, handle in running if handle.done()]
+        if not done:
+            time.sleep(poll_s)
+        for job, handle in done:
+            running.remove((job, handle))
             try:
                 handle.result()
             except Exception as error:  # the worker's traceback is in its submitit log
@@ -396,6 +419,25 @@ def run_experiment(name: str, profile: str = "book", out: str | os.PathLike | No
     return record
 
 
+def markdown(record: dict[str, Any], target: float = 0.02) -> str:
+    """A record as two Markdown tables: acc@1 and acc@10 (mean ± std over seeds) per variant, and each claim's
+    paired difference, interval, verdict and half-width, with the seeds that half-width suggests for resolving
+    ``target`` (it shrinks about as one over the square root of the seeds when the seeds dominate the noise)."""
+    from sbir_core.compare import pm
+
+    n = len(record["seeds"])
+    rows = ["| variant | acc@1 (%) | acc@10 (%) | test queries / gallery |", "|---|---|---|---|"]
+    rows += [f"| {v} | {pm(s['acc@1'])} | {pm(s['acc@10'])} | {s['queries']} / {s['gallery']} |"
+             for v, s in record["variants"].items()]
+    rows += ["", f"| claim | compared | difference (points) | 95% interval | verdict | resolves ± "
+                 f"| seeds for ± {100 * target:g} |", "|---|---|---|---|---|---|---|"]
+    for c in record["claims"]:
+        seeds = int(np.ceil(n * (c["resolvable"] / target) ** 2))
+        rows.append(f"| {c['claim']} | {c['better']} − {c['worse']} | {100 * c['difference']:+.1f} | [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] "
+                    f"| {c['verdict']} | {100 * c['resolvable']:.1f} | {max(seeds, n)} |")
+    return "\n".join(rows)
+
+
 def figure(record: dict[str, Any]) -> Any:
     """A record as a picture (seaborn): acc@1 of every seed and its mean with a 95% interval per variant, and each
     claim's paired difference with its bootstrap interval. Returns the matplotlib figure."""
@@ -409,7 +451,7 @@ def figure(record: dict[str, Any]) -> Any:
     height = 0.6 * max(len(record["variants"]), len(record["claims"])) + 2
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, height), gridspec_kw={"width_ratios": [1, 1.2]})
     sns.stripplot(frame, x="acc@1 (%)", y="variant", color="0.6", size=4, ax=left)
-    sns.pointplot(frame, x="acc@1 (%)", y="variant", errorbar=("ci", 95), linestyle="none", color="C0",
+    sns.pointplot(frame, x="acc@1 (%)", y="variant", errorbar=("ci", 95), seed=0, linestyle="none", color="C0",
                   markers="D", ax=left)
     left.set(title=f"{record['experiment']}: acc@1 over {len(record['seeds'])} seeds (bars: 95% interval)",
              ylabel="")
@@ -429,4 +471,4 @@ def figure(record: dict[str, Any]) -> Any:
 
 
 __all__ = ["Claim", "EXPERIMENTS", "Experiment", "Job", "PretrainJob", "Pretraining", "Profile", "Variant", "figure",
-           "plan", "plan_pretraining", "run_experiment", "run_jobs", "summarise"]
+           "markdown", "plan", "plan_pretraining", "run_experiment", "run_jobs", "summarise"]

@@ -59,6 +59,8 @@ def test_run_writes_a_record_and_resumes(tiny: Path) -> None:
     assert claim["low"] <= claim["difference"] <= claim["high"] and claim["resolvable"] > 0
     assert record["provenance"]["command"] == "sbir experiment run tiny" and record["provenance"]["commit"]
     assert json.loads((tiny / "record.json").read_text()) == record
+    table = experiments.markdown(record)
+    assert "| Full | " in table and "| Full improves on Base | " in table and "| seeds for ± 2 |" in table
     jobs = plan("tiny", "tiny", tiny)
     assert run_jobs(jobs, tiny, "debug") == [], "every job has its result: nothing runs again"
     Path(jobs[2].path).unlink()  # a job that did not finish
@@ -95,6 +97,8 @@ def test_staged_pretraining_starts_fine_tuning_from_its_weights(tiny: Path) -> N
         plan("staged", "tiny", tiny)
     with pytest.raises(DataError, match="dataset folder of 'HOG' not found"):
         plan("staged", "tiny", tiny, data_root=tiny / "nowhere")
+    with pytest.raises(ConfigError, match="photos: 'edge' is not one of rgb, edges"):
+        Variant(photos="edge")
     jobs = plan("staged", "tiny", tiny, data_root=root)
     (pre,) = plan_pretraining("staged", tiny)
     assert [j.method for j in jobs] == ["hog-ranksvm", "train", "train"]

@@ -32,8 +32,9 @@ from sbir_core.runtime import atomic_path
 
 ROOT = Path(__file__).resolve().parents[1]
 STAMPS = ROOT / "_build" / ".nbstamps"
-# Inputs that every notebook depends on, besides its own cells.
-SHARED_INPUTS = ("sbir_core", "data/synthetic", "results")
+# Inputs that every notebook depends on, besides its own cells: the package, the synthetic collection the chapters'
+# default parameters read (not the other collections that tests and experiments write beside it), the results.
+SHARED_INPUTS = ("sbir_core", "data/synthetic/book-seed0", "results")
 TIMES = ROOT / "notebooks" / "execution_times.json"
 #: No chapter may take more than this share of the whole book's execution time (README, "Testing contract")...
 BUDGET_SHARE = 0.2
