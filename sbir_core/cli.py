@@ -44,8 +44,8 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=_run_experiment_list)
     run = verbs.add_parser("run", help="run the jobs not done yet, then write <out>/record.json")
     run.add_argument("name", help="the experiment (sbir experiment list)")
-    run.add_argument("--profile", default="book",
-                     help="the budget (sbir experiment list): book is the chapters' live run")
+    run.add_argument("--profile", help="the budget (sbir experiment list; default: the experiment's first, which "
+                     "for the chapters' experiments is book, their live run)")
     run.add_argument("--seeds", type=int, nargs="+", help="replace the profile's seeds")
     run.add_argument("--data", help="ONE dataset folder (default: the experiment's synthetic category), or the "
                      "folder an experiment on real data names (sbir experiment list)")

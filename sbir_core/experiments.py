@@ -402,12 +402,14 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
                            "train_time_s": sum(r["train_time_s"] for r in [*results.values(), *stage_one])}}
 
 
-def run_experiment(name: str, profile: str = "book", out: str | os.PathLike | None = None,
+def run_experiment(name: str, profile: str | None = None, out: str | os.PathLike | None = None,
                    seeds: Sequence[int] | None = None, data_root: str | os.PathLike | None = None,
                    device: str = "auto", executor: str = "auto", workers: int | None = None,
                    command: str | None = None) -> dict[str, Any]:
     """Plan, run what is missing (the pretrainings first), and write ``<out>/record.json`` (default:
-    ``runs/experiments/<name>-<profile>``)."""
+    ``runs/experiments/<name>-<profile>``). ``profile`` defaults to the experiment's first."""
+    if profile is None and name in EXPERIMENTS:
+        profile = next(iter(EXPERIMENTS[name].profiles))
     out = Path(out) if out is not None else ROOT / "runs" / "experiments" / f"{name}-{profile}"
     jobs, pretrained = plan(name, profile, out, seeds, data_root, device), plan_pretraining(name, out, device)
     start, commit = time.perf_counter(), git_commit()  # the code the jobs run

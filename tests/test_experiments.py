@@ -87,6 +87,8 @@ def test_cli_lists_and_refuses_an_unknown_experiment(capsys: pytest.CaptureFixtu
     assert "ijcv-table4" in out and "claim: HOLEF improves on Euclidean" in out
     assert main(["experiment", "run", "nope"]) == 2
     assert "sbir: error: experiment: 'nope' is not one of" in capsys.readouterr().err
+    assert main(["experiment", "run", "pretraining"]) == 2  # its first profile, cpu; real data it must be given
+    assert "sbir: error: --data: experiment pretraining needs --data: a folder holding" in capsys.readouterr().err
 
 
 def test_staged_pretraining_starts_fine_tuning_from_its_weights(tiny: Path) -> None:
