@@ -34,7 +34,7 @@ import torch
 
 from sbir_core.config import RunConfig, override
 from sbir_core.runtime import get_device, map_in_processes, usable_cpus
-from sbir_core.train import SplitTensors, TrainResult, fit, with_weights
+from sbir_core.train import SplitTensors, TrainResult, cpu_weights, fit, with_weights
 
 #: The package sources that decide what training produces (relative to ``sbir_core/``).
 TRAINING_CODE = ("train.py", "config.py", "losses.py", "runtime.py", "models")
@@ -119,9 +119,7 @@ def _store(entry: Path, result: TrainResult, parts: dict[str, Any]) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     try:
-        cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}  # noqa: E731
-        torch.save({"model": cpu(result.model.state_dict()), "loss": cpu(result.loss.state_dict())},
-                   tmp / "weights.pt")
+        torch.save(cpu_weights(result.model, result.loss), tmp / "weights.pt")
         info = {"history": result.history, "best": result.best, "wall_time_s": result.wall_time_s, "key": parts}
         (tmp / "run.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
         (tmp / MANIFEST).write_text(json.dumps({n: _sha256(tmp / n) for n in FILES}, indent=1) + "\n")

@@ -41,7 +41,7 @@ from sbir_core.data.synthetic import ensure_synthetic
 from sbir_core.errors import DataError
 from sbir_core.metrics import acc_at_k, true_match_ranks
 from sbir_core.runtime import atomic_path, get_device, progress_disabled, usable_cpus
-from sbir_core.train import SplitTensors, device_description, git_commit, test_ranks
+from sbir_core.train import SplitTensors, cpu_weights, device_description, git_commit, test_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = 2  # 2: each variant holds its own data, query and gallery counts; pretrainings
@@ -87,6 +87,9 @@ class Variant:
     def __post_init__(self) -> None:
         _check_choice("photos", self.photos, PHOTOS)
         _check_choice("method", self.method, ("train", "hog-ranksvm"))
+        if self.method == "hog-ranksvm" and (self.overrides or self.pretrained or self.photos != "rgb"):
+            raise ConfigError("method", "hog-ranksvm trains no network: it takes no overrides, pretrained start or "
+                              "edge-map photos")
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,8 @@ class Job:
             ranks, train_s = true_match_ranks(distances, data.test.positives), time.perf_counter() - start
             config: dict[str, Any] = {"method": "dense HOG + rankSVM", "lam": svm.lam, "negatives": svm.negatives,
                                       "iterations": svm.iterations, "seed": self.seed}
-            n_train, gallery, cached, where = len(data.train), len(data.test.photo_names), False, "cpu: 1 threads"
+            n_train, gallery, cached = len(data.train), len(data.test.photo_names), False
+            where = device_description(torch.device("cpu"), 1)
         else:
             cfg = _config(self.preset, [*self.overrides, *([f"model.init={self.init}"] if self.init else [])],
                           self.seed, device)
@@ -265,8 +269,7 @@ class PretrainJob:
                                      for d in categories.values()])
         result = cached_fit(cfg, train, device=device, progress=False)
         with atomic_path(self.weights) as tmp:
-            torch.save({"model": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
-                        "loss": {k: v.detach().cpu() for k, v in result.loss.state_dict().items()}}, tmp)
+            torch.save(cpu_weights(result.model, result.loss), tmp)
         out = {"pretraining": self.variant, "seed": self.seed, "config": cfg.to_dict(), "photos": self.photos,
                "collection": f"synthetic {self.collection}, seed 0", "categories": list(categories),
                "train_sketches": len(train), "train_photos": train.n_photos, "best": result.best,
@@ -277,11 +280,15 @@ class PretrainJob:
         return out
 
 
-def plan_pretraining(name: str, out: str | os.PathLike, device: str = "auto") -> list[PretrainJob]:
-    """The pretraining jobs of experiment ``name`` (none for most), which :func:`plan`'s jobs may start from."""
+def _experiment(name: str) -> Experiment:
     if name not in EXPERIMENTS:
         raise ConfigError("experiment", f"{name!r} is not one of {', '.join(EXPERIMENTS)}")
-    exp = EXPERIMENTS[name]
+    return EXPERIMENTS[name]
+
+
+def plan_pretraining(name: str, out: str | os.PathLike, device: str = "auto") -> list[PretrainJob]:
+    """The pretraining jobs of experiment ``name`` (none for most), which :func:`plan`'s jobs may start from."""
+    exp = _experiment(name)
     return [PretrainJob(name, pre, p.seed, exp.preset, p.overrides, p.collection, p.photos, device,
                         str(Path(out) / "pretrained" / f"{_slug(pre)}__seed{p.seed}.json"))
             for pre, p in exp.pretrainings.items()]
@@ -290,9 +297,7 @@ def plan_pretraining(name: str, out: str | os.PathLike, device: str = "auto") ->
 def plan(name: str, profile: str, out: str | os.PathLike, seeds: Sequence[int] | None = None,
          data_root: str | os.PathLike | None = None, device: str = "auto") -> list[Job]:
     """Every job of experiment ``name`` at ``profile`` (``seeds`` replaces the profile's), in variant order."""
-    if name not in EXPERIMENTS:
-        raise ConfigError("experiment", f"{name!r} is not one of {', '.join(EXPERIMENTS)}")
-    exp = EXPERIMENTS[name]
+    exp = _experiment(name)
     if profile not in exp.profiles:
         raise ConfigError("profile", f"{profile!r} is not one of {', '.join(exp.profiles)}")
     prof = exp.profiles[profile]
@@ -396,7 +401,8 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
             "pretrainings": {p["pretraining"]: {k: p[k] for k in ("config", "photos", "collection", "categories",
                                                                  "train_sketches", "train_photos", "best",
                                                                  "train_time_s", "device")} for p in stage_one},
-            "provenance": {"commit": commit or git_commit(), "device": "; ".join(sorted({r["device"] for r in results.values()})),
+            "provenance": {"commit": commit or git_commit(),
+                           "device": "; ".join(sorted({r["device"] for r in results.values()})),
                            "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
                            "command": command or shlex.join(sys.argv), "wall_time_s": wall_time_s,
                            "train_time_s": sum(r["train_time_s"] for r in [*results.values(), *stage_one])}}
@@ -408,8 +414,8 @@ def run_experiment(name: str, profile: str | None = None, out: str | os.PathLike
                    command: str | None = None) -> dict[str, Any]:
     """Plan, run what is missing (the pretrainings first), and write ``<out>/record.json`` (default:
     ``runs/experiments/<name>-<profile>``). ``profile`` defaults to the experiment's first."""
-    if profile is None and name in EXPERIMENTS:
-        profile = next(iter(EXPERIMENTS[name].profiles))
+    if profile is None:
+        profile = next(iter(_experiment(name).profiles))
     out = Path(out) if out is not None else ROOT / "runs" / "experiments" / f"{name}-{profile}"
     jobs, pretrained = plan(name, profile, out, seeds, data_root, device), plan_pretraining(name, out, device)
     start, commit = time.perf_counter(), git_commit()  # the code the jobs run
@@ -435,8 +441,9 @@ def markdown(record: dict[str, Any], target: float = 0.02) -> str:
                  f"| seeds for ± {100 * target:g} |", "|---|---|---|---|---|---|---|"]
     for c in record["claims"]:
         seeds = int(np.ceil(n * (c["resolvable"] / target) ** 2))
-        rows.append(f"| {c['claim']} | {c['better']} − {c['worse']} | {100 * c['difference']:+.1f} | [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] "
-                    f"| {c['verdict']} | {100 * c['resolvable']:.1f} | {max(seeds, n)} |")
+        rows.append(f"| {c['claim']} | {c['better']} − {c['worse']} | {100 * c['difference']:+.1f} "
+                    f"| [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] | {c['verdict']} "
+                    f"| {100 * c['resolvable']:.1f} | {max(seeds, n)} |")
     return "\n".join(rows)
 
 

@@ -515,6 +515,13 @@ def _checkpoint(st: _State, out: Path, with_validation: bool) -> None:
     _write_log(st.history, out / LOG)
 
 
+def cpu_weights(model: nn.Module, loss_fn: nn.Module) -> dict[str, Any]:
+    """``{"model": ..., "loss": ...}`` state dicts on the CPU: what a weights file holds (read by ``with_weights`` and
+    ``load_init``)."""
+    cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}  # noqa: E731
+    return {"model": cpu(model.state_dict()), "loss": cpu(loss_fn.state_dict())}
+
+
 def _weights(model: nn.Module, loss_fn: nn.Module) -> dict[str, Any]:
     """A detached copy of the model's and the loss's weights."""
     copy = lambda sd: {k: v.detach().clone() for k, v in sd.items()}  # noqa: E731
@@ -596,6 +603,7 @@ def device_description(device: torch.device, threads: int | None = None) -> str:
     return f"cpu: {threads or torch.get_num_threads()} threads"
 
 
-__all__ = ["SplitTensors", "TrainResult", "carve_validation", "device_description", "distance_matrix", "eval_views",
-           "evaluate", "fit", "git_commit", "in_batch_pairs", "load_init", "load_run", "prepare_data", "random_views", "read_log",
-           "sample_annotated", "sample_triplets", "split_counts", "test_ranks", "train_epoch", "validation_photos", "with_weights"]
+__all__ = ["SplitTensors", "TrainResult", "carve_validation", "cpu_weights", "device_description", "distance_matrix",
+           "eval_views", "evaluate", "fit", "git_commit", "in_batch_pairs", "load_init", "load_run", "prepare_data",
+           "random_views", "read_log", "sample_annotated", "sample_triplets", "split_counts", "test_ranks",
+           "train_epoch", "validation_photos", "with_weights"]

@@ -101,6 +101,8 @@ def test_staged_pretraining_starts_fine_tuning_from_its_weights(tiny: Path) -> N
         plan("staged", "tiny", tiny, data_root=tiny / "nowhere")
     with pytest.raises(ConfigError, match="photos: 'edge' is not one of rgb, edges"):
         Variant(photos="edge")
+    with pytest.raises(ConfigError, match="method: hog-ranksvm trains no network"):
+        Variant(("train.epochs=3",), method="hog-ranksvm")
     jobs = plan("staged", "tiny", tiny, data_root=root)
     (pre,) = plan_pretraining("staged", tiny)
     assert [j.method for j in jobs] == ["hog-ranksvm", "train", "train"]

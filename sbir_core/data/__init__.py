@@ -9,5 +9,5 @@ from sbir_core.data.render import StrokeCanvas, progressive_rasters, render_sket
 from sbir_core.data.sketch import Sketch, stroke_statistics
 from sbir_core.data.split import FGSBIRData, Split, edge_maps
 
-__all__ = ["FGSBIRData", "Sketch", "Split", "StrokeCanvas", "detect_format", "edge_maps", "load_collection", "load_dataset",
-           "progressive_rasters", "render_sketches", "stroke_statistics"]
+__all__ = ["FGSBIRData", "Sketch", "Split", "StrokeCanvas", "detect_format", "edge_maps", "load_collection",
+           "load_dataset", "progressive_rasters", "render_sketches", "stroke_statistics"]
