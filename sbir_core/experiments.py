@@ -14,6 +14,10 @@ Staged pretraining (Yu et al., CVPR 2016, Sec. 3.3): an experiment's :class:`Pre
 category of a synthetic collection first; the variants that name it start from its weights (``model.init``). A
 variant may also read its photos as edge maps (:func:`sbir_core.data.edge_maps`), or be the shallow baseline (dense
 HOG + ranking SVM, :mod:`sbir_core.baselines`) instead of a network.
+
+On the synthetic benchmark a job whose model has attention also scores where the attention peaks, for the trained
+model and for the same seed's initial weights (:mod:`sbir_core.part_attention`); the record judges each such variant
+over its seeds and images (:func:`sbir_core.part_attention.judge`).
 """
 from __future__ import annotations
 
@@ -34,17 +38,19 @@ from tqdm.auto import tqdm
 
 from sbir_core import baselines
 from sbir_core.cache import cached_fit
-from sbir_core.compare import paired_bootstrap
+from sbir_core.compare import paired_bootstrap, pm
 from sbir_core.config import ConfigError, RunConfig, override, preset
 from sbir_core.data import FGSBIRData, edge_maps, load_collection, load_dataset
 from sbir_core.data.synthetic import ensure_synthetic
 from sbir_core.errors import DataError
 from sbir_core.metrics import acc_at_k, true_match_ranks
-from sbir_core.runtime import atomic_path, get_device, progress_disabled, usable_cpus
+from sbir_core.models import SBIRModel, build_model
+from sbir_core.part_attention import has_attention, judge, score_model, synthetic_part_targets
+from sbir_core.runtime import atomic_path, get_device, progress_disabled, seed_everything, usable_cpus
 from sbir_core.train import SplitTensors, cpu_weights, device_description, git_commit, test_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
-VERSION = 2  # 2: each variant holds its own data, query and gallery counts; pretrainings
+VERSION = 3  # 2: each variant holds its own data, query and gallery counts; pretrainings. 3: attention scores
 
 
 @dataclass(frozen=True)
@@ -213,6 +219,7 @@ class Job:
         start = time.perf_counter()
         device = get_device(self.device)
         data = load_dataset(self.data_root)
+        attention: dict[str, dict[str, list[float]]] = {}
         if self.method == "hog-ranksvm":
             torch.set_num_threads(1)
             svm = baselines.RankSVM(seed=self.seed)
@@ -233,12 +240,31 @@ class Job:
             ranks = test_ranks(result.model, result.loss, test, cfg)
             config, n_train, gallery, cached = cfg.to_dict(), len(train), test.n_photos, result.cached
             train_s, where = result.wall_time_s, device_description(device, cfg.train.num_threads)
+            if has_attention(result.model) and data.meta and "photos" in data.meta:
+                attention = _attention_hits(result.model, cfg, data, test, device)
         out = {"variant": self.variant, "seed": self.seed, "config": config, "ranks": ranks.tolist(),
                "data": self.data_root, "photos": self.photos, "train_sketches": n_train, "gallery": gallery,
-               "cached": cached, "train_time_s": train_s, "job_time_s": time.perf_counter() - start, "device": where}
+               "cached": cached, "train_time_s": train_s, "job_time_s": time.perf_counter() - start, "device": where,
+               **({"attention": attention} if attention else {})}
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(out))
         return out
+
+
+def _attention_hits(model: SBIRModel, cfg: RunConfig, data: FGSBIRData, test: SplitTensors,
+                    device: torch.device) -> dict[str, dict[str, list[float]]]:
+    """Per test sketch and photo (those scored): is the attention peak in a discriminative part, for the trained model
+    and for the same seed's initial weights, and the chance levels (:mod:`sbir_core.part_attention`)."""
+    seed_everything(cfg.seed)
+    untrained = build_model(cfg.model).to(device)
+    targets = synthetic_part_targets(data)
+    size = cfg.model.input_size
+    trained = score_model(model, data, test.sketches, test.photos, size, targets)
+    initial = score_model(untrained, data, test.sketches, test.photos, size, targets)
+    return {kind: {"hits": trained[kind].hits.astype(float).tolist(),
+                   "untrained": initial[kind].hits.astype(float).tolist(),
+                   "chance_object": trained[kind].chance_object.tolist(),
+                   "chance_uniform": trained[kind].chance_uniform.tolist()} for kind in trained}
 
 
 @dataclass(frozen=True)
@@ -395,9 +421,12 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
         claims.append({"claim": claim.text, "better": claim.better, "worse": claim.worse, "metric": f"acc@{claim.k}",
                        "difference": v.delta, "low": v.low, "high": v.high, "verdict": v.label,
                        "resolvable": (v.high - v.low) / 2})
+    attention = {v: _attention_summary([results[v, s]["attention"] for s in seeds], variants[v])
+                 for v in exp.variants if all("attention" in results[v, s] for s in seeds)}
     stage_one = [json.loads(Path(job.path).read_text()) for job in pretrained]
     return {"version": VERSION, "experiment": name, "about": exp.about, "seeds": seeds, "variants": variants,
-            "claims": claims, "configs": {v: results[v, seeds[0]]["config"] for v in exp.variants},
+            "claims": claims, "attention": attention,
+            "configs": {v: results[v, seeds[0]]["config"] for v in exp.variants},
             "pretrainings": {p["pretraining"]: {k: p[k] for k in ("config", "photos", "collection", "categories",
                                                                  "train_sketches", "train_photos", "best",
                                                                  "train_time_s", "device")} for p in stage_one},
@@ -405,7 +434,24 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
                            "device": "; ".join(sorted({r["device"] for r in results.values()})),
                            "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
                            "command": command or shlex.join(sys.argv), "wall_time_s": wall_time_s,
-                           "train_time_s": sum(r["train_time_s"] for r in [*results.values(), *stage_one])}}
+                           "train_time_s": sum(r["train_time_s"] for r in [*results.values(), *stage_one]),
+                           "cached_jobs": sum(bool(r["cached"]) for r in [*results.values(), *stage_one])}}
+
+
+def _attention_summary(per_seed: list[dict[str, dict[str, list[float]]]], scores: dict[str, Any]) -> dict[str, Any]:
+    """A variant's attention-in-part scores over its seeds, per image kind, with :func:`part_attention.judge`'s
+    verdict."""
+    out = {}
+    for kind in per_seed[0]:
+        trained, untrained, chance, uniform = (np.array([s[kind][key] for s in per_seed])
+                                               for key in ("hits", "untrained", "chance_object", "chance_uniform"))
+        v = judge(trained, untrained, chance, float(np.mean(scores["acc@1"])), scores["gallery"])
+        out[kind] = {"peak_in_part": trained.mean(1).tolist(), "untrained": untrained.mean(1).tolist(),
+                     "chance_on_object": float(chance.mean()), "chance_uniform": float(uniform.mean()),
+                     "scored": int(trained.shape[1]), "verdict": v.label, "reason": v.reason,
+                     **{name: {"difference": d.delta, "low": d.low, "high": d.high}
+                        for name, d in (("vs_untrained", v.learned), ("vs_chance", v.vs_chance))}}
+    return out
 
 
 def run_experiment(name: str, profile: str | None = None, out: str | os.PathLike | None = None,
@@ -427,12 +473,14 @@ def run_experiment(name: str, profile: str | None = None, out: str | os.PathLike
     return record
 
 
-def markdown(record: dict[str, Any], target: float = 0.02) -> str:
-    """A record as two Markdown tables: acc@1 and acc@10 (mean ± std over seeds) per variant, and each claim's
-    paired difference, interval, verdict and half-width, with the seeds that half-width suggests for resolving
-    ``target`` (it shrinks about as one over the square root of the seeds when the seeds dominate the noise)."""
-    from sbir_core.compare import pm
+_PLURAL = {"sketch": "sketches", "photo": "photos"}
 
+
+def markdown(record: dict[str, Any], target: float = 0.02) -> str:
+    """A record as Markdown tables: acc@1 and acc@10 (mean ± std over seeds) per variant; each claim's paired
+    difference, interval, verdict and half-width, with the seeds that half-width suggests for resolving ``target``
+    (it shrinks about as one over the square root of the seeds when the seeds dominate the noise); and, where the
+    record has them, the attention-in-part scores (:mod:`sbir_core.part_attention`) with their verdicts."""
     n = len(record["seeds"])
     rows = ["| variant | acc@1 (%) | acc@10 (%) | test queries / gallery |", "|---|---|---|---|"]
     rows += [f"| {v} | {pm(s['acc@1'])} | {pm(s['acc@10'])} | {s['queries']} / {s['gallery']} |"
@@ -444,6 +492,27 @@ def markdown(record: dict[str, Any], target: float = 0.02) -> str:
         rows.append(f"| {c['claim']} | {c['better']} − {c['worse']} | {100 * c['difference']:+.1f} "
                     f"| [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] | {c['verdict']} "
                     f"| {100 * c['resolvable']:.1f} | {max(seeds, n)} |")
+    if record.get("attention"):
+        rows += ["", attention_markdown(record)]
+    return "\n".join(rows)
+
+
+def attention_markdown(record: dict[str, Any], variants: Sequence[str] | None = None) -> str:
+    """A record's attention-in-part scores (of ``variants``, default all it scored) as a Markdown table: the share of
+    peaks in a discriminative part, trained and untrained (mean ± std over seeds), both chance levels, the trained
+    peaks against chance on the object (paired bootstrap) and the verdict of :func:`sbir_core.part_attention.judge`."""
+    rows = ["| variant | images | peak in a discriminative part (%) | untrained (%) | chance on the object (%) "
+            "| chance, uniform (%) | trained − chance on the object (points, 95% interval) | verdict |",
+            "|---|---|---|---|---|---|---|---|"]
+    for v, kinds in record["attention"].items():
+        if variants is not None and v not in variants:
+            continue
+        for kind, a in kinds.items():
+            d = a["vs_chance"]
+            rows.append(f"| {v} | {a['scored']} {_PLURAL[kind]} | {pm(a['peak_in_part'])} | {pm(a['untrained'])} "
+                        f"| {100 * a['chance_on_object']:.1f} | {100 * a['chance_uniform']:.1f} "
+                        f"| {100 * d['difference']:+.1f} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] "
+                        f"| {a['verdict']} |")
     return "\n".join(rows)
 
 
@@ -479,5 +548,6 @@ def figure(record: dict[str, Any]) -> Any:
     return fig
 
 
-__all__ = ["Claim", "EXPERIMENTS", "Experiment", "Job", "PretrainJob", "Pretraining", "Profile", "Variant", "figure",
-           "markdown", "plan", "plan_pretraining", "run_experiment", "run_jobs", "summarise"]
+__all__ = ["Claim", "EXPERIMENTS", "Experiment", "Job", "PretrainJob", "Pretraining", "Profile", "Variant",
+           "attention_markdown", "figure", "markdown", "plan", "plan_pretraining", "run_experiment", "run_jobs",
+           "summarise"]

@@ -14,6 +14,10 @@ knows which part tells an instance from its look-alikes, so the masks can be sco
 A sketch is scored only when a discriminative attribute has a box in that sketch (a part's box, or for an attribute of
 the outline such as a shoe's toe, a fixed share of the outline box, ``OUTLINE_REGIONS``); the number scored is
 returned with the score.
+
+:func:`score_model` scores a model's sketch and photo masks on a synthetic test split; :func:`judge` turns the hits of
+trained models, of the same models untrained and the chance level into a verdict, given only for models that retrieve
+(acc@1 at ``MIN_ACC1_TIMES_CHANCE`` times chance or better) and whose training measurably moved the peaks.
 """
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sbir_core.compare import Verdict, paired_bootstrap
+from sbir_core.data.views import crop_views
 from sbir_core.models import SBIRModel, photo_input, sketch_input
 from sbir_core.models.attention import AttendedBackbone
-from sbir_core.data.views import crop_views
 
 #: The parts (names in the synthetic metadata's part boxes) that carry each attribute, read off the generator's part
 #: models (``sbir_core.data.synthetic``); an attribute of the global shape (a shoe's toe) has none, see below.
@@ -41,6 +46,7 @@ OUTLINE_REGIONS = {
     "shoe": {"toe": lambda x0, y0, x1, y1: [x0, max(y0, y1 - 0.3 * (x1 - x0)), x0 + 0.25 * (x1 - x0), y1]},
 }
 FRAME = 256  # the synthetic sketches' and photos' coordinate frame (pixels)
+MIN_ACC1_TIMES_CHANCE = 10  # a verdict on where attention looks needs a model that retrieves at 10x chance or better
 
 
 @dataclass
@@ -185,3 +191,55 @@ def synthetic_part_targets(data, split: str = "test") -> dict[str, list]:
         "photo_boxes": [part_boxes(p["part_boxes"], a, category) for p, a in zip(photos, per_photo)],
         "photo_outlines": [p["part_boxes"]["outline"] for p in photos],
     }
+
+
+def has_attention(model: SBIRModel) -> bool:
+    """Whether the model's sketch branch has an attention module (the ``attention`` and ``attention-fusion`` models)."""
+    return isinstance(model.sketch.backbone, AttendedBackbone)
+
+
+def score_model(model: SBIRModel, data, sketches: torch.Tensor, photos: torch.Tensor, size: int,
+                targets: dict[str, list] | None = None) -> dict[str, PeakScore]:
+    """``{"sketch": ..., "photo": ...}``: the peak scores of a model's masks on a synthetic test split's uint8
+    sketches and photos (``data.test``'s, in order; ``targets`` from :func:`synthetic_part_targets` if given)."""
+    targets = targets or synthetic_part_targets(data)
+    side = sketches.shape[1]
+    return {kind: peak_in_part(attention_masks(model, stack, kind, size), targets[f"{kind}_boxes"],
+                               targets[f"{kind}_outlines"], side, size)
+            for kind, stack in (("sketch", sketches), ("photo", photos))}
+
+
+@dataclass(frozen=True)
+class AttentionVerdict:
+    """Does the attention peak on the discriminative parts? See :func:`judge`."""
+
+    rate: float  # share of the trained models' peaks in a discriminative part (over seeds and images)
+    learned: Verdict  # trained peaks - untrained peaks (the same seeds' initial weights)
+    vs_chance: Verdict  # trained peaks - chance on the object
+    label: str  # vs_chance's label, or "no verdict"
+    reason: str  # one sentence
+
+
+def judge(trained: np.ndarray, untrained: np.ndarray, chance: np.ndarray, acc1: float,
+          gallery: int) -> AttentionVerdict:
+    """A verdict on "attention finds the discriminative parts" (DSSA Fig. 5, IJCV Fig. 6, shown there as pictures).
+
+    ``trained``, ``untrained``: (seeds, images) peak hits of the trained models and of the same models at their
+    initial weights; ``chance``: (seeds, images) chance on the object; ``acc1``: the trained models' mean acc@1 on a
+    gallery of ``gallery`` photos. Both differences go through :func:`~sbir_core.compare.paired_bootstrap`. The
+    verdict (trained against chance) is given only for a model that retrieves at ``MIN_ACC1_TIMES_CHANCE`` times
+    chance or better, and only where training measurably moved the peaks; otherwise it is "no verdict".
+    """
+    learned, vs_chance = paired_bootstrap(trained, untrained), paired_bootstrap(trained, chance)
+    floor = MIN_ACC1_TIMES_CHANCE / gallery
+    if acc1 < floor:
+        reason = (f"the model retrieves at {100 * acc1:.1f}% acc@1, below the {100 * floor:.0f}% a verdict needs: too "
+                  "weak a model for its attention to say where the parts are.")
+    elif not learned.resolved:
+        reason = ("the trained masks place their peaks no differently from an untrained model's, so this measure "
+                  "cannot say what training taught the attention.")
+    else:
+        reason = (f"training moved the peaks {'towards' if learned.delta > 0 else 'away from'} the parts, and "
+                  f"against chance on the object the claim is {vs_chance.label}.")
+    label = vs_chance.label if acc1 >= floor and learned.resolved else "no verdict"
+    return AttentionVerdict(float(np.mean(trained)), learned, vs_chance, label, reason)

@@ -208,3 +208,22 @@ def test_attention_masks_of_a_model():
     assert attention_masks(model, photos, "photo", 32).shape == (3, 4, 4)
     with pytest.raises(ValueError, match="no attention module"):
         attention_masks(build_model(ModelConfig(input_size=32)), sketches, "sketch", 32)
+
+
+def test_judge_gives_a_verdict_only_for_models_that_retrieve_and_learned():
+    from sbir_core.part_attention import judge
+
+    rng = np.random.default_rng(0)
+    chance = np.full((3, 200), 0.2)
+    found = (rng.random((3, 200)) < 0.6).astype(float)  # peaks in a part 60% of the time
+    start = (rng.random((3, 200)) < 0.2).astype(float)  # at their initial weights: about chance
+    v = judge(found, start, chance, acc1=0.25, gallery=100)
+    assert v.label == "reproduced" and v.learned.low > 0 and v.vs_chance.low > 0 and "towards" in v.reason
+    assert abs(v.rate - found.mean()) < 1e-12
+    weak = judge(found, start, chance, acc1=0.05, gallery=100)
+    assert weak.label == "no verdict" and "retrieves at 5.0% acc@1, below the 10%" in weak.reason
+    assert weak.vs_chance.label == "reproduced", "the measurement is still made"
+    same = judge(found, found, chance, acc1=0.25, gallery=100)
+    assert same.label == "no verdict" and "no differently" in same.reason
+    away = judge(start, found, chance, acc1=0.25, gallery=100)
+    assert away.label == "not resolved" and away.learned.label == "contradicted" and "away from" in away.reason

@@ -58,13 +58,22 @@ def test_run_writes_a_record_and_resumes(tiny: Path) -> None:
     assert claim["verdict"] in ("reproduced", "contradicted", "not resolved")
     assert claim["low"] <= claim["difference"] <= claim["high"] and claim["resolvable"] > 0
     assert record["provenance"]["command"] == "sbir experiment run tiny" and record["provenance"]["commit"]
+    assert record["provenance"]["cached_jobs"] == 0, "a fresh run cache"
     assert json.loads((tiny / "record.json").read_text()) == record
     table = experiments.markdown(record)
     assert "| Full | " in table and "| Full improves on Base | " in table and "| seeds for ± 2 |" in table
+    assert set(record["attention"]) == {"Full"}, "only a model with attention is scored"
+    sketches = record["attention"]["Full"]["sketch"]
+    assert len(sketches["peak_in_part"]) == len(sketches["untrained"]) == 2 and sketches["scored"] > 0
+    assert 0 < sketches["chance_uniform"] < sketches["chance_on_object"] < 1
+    assert sketches["vs_chance"]["low"] <= sketches["vs_chance"]["difference"] <= sketches["vs_chance"]["high"]
+    assert sketches["verdict"] == "no verdict" and "below the" in sketches["reason"], "one epoch does not retrieve"
+    assert f"| Full | {sketches['scored']} sketches | " in table and " photos | " in table
     jobs = plan("tiny", "tiny", tiny)
     assert run_jobs(jobs, tiny, "debug") == [], "every job has its result: nothing runs again"
     Path(jobs[2].path).unlink()  # a job that did not finish
     assert run_jobs(jobs, tiny, "debug") == [jobs[2]]
+    assert json.loads(Path(jobs[2].path).read_text())["cached"], "its model comes from the run cache"
     picture = tiny / "record.png"
     assert main(["experiment", "plot", str(tiny / "record.json"), "--to", str(picture)]) == 0
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
