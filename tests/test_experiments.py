@@ -124,3 +124,25 @@ def test_staged_pretraining_starts_fine_tuning_from_its_weights(tiny: Path) -> N
     assert record["configs"]["HOG"]["method"] == "dense HOG + rankSVM"
     assert {c["verdict"] for c in record["claims"]} <= {"reproduced", "contradicted", "not resolved"}
     assert record["variants"]["HOG"]["gallery"] == record["variants"]["scratch"]["gallery"] == 4
+
+
+def test_jobs_that_need_no_pretraining_run_beside_it(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sbir_core.data.synthetic import ensure_synthetic
+
+    batches = []
+    monkeypatch.setattr(experiments, "run_jobs", lambda jobs, *a, **k: batches.append([j.variant for j in jobs]))
+    monkeypatch.setattr(experiments, "summarise", lambda *a, **k: {})
+    run_experiment("staged", "tiny", tiny, data_root=ensure_synthetic("tiny", 0), executor="debug")
+    assert batches == [["tiny synthetic", "HOG", "scratch"], ["pretrained"]]
+
+
+def test_dssa_pretraining_study_plans_the_full_model(tmp_path: Path) -> None:
+    for folder in (experiments.CHAIR_V2, experiments.SHOE_V1):
+        (tmp_path / folder).mkdir(parents=True)
+    jobs = plan("pretraining-dssa", "cpu", tmp_path / "out", data_root=tmp_path)
+    (pre,) = plan_pretraining("pretraining-dssa", tmp_path / "out")
+    assert len(jobs) == 18 and pre.photos == "edges" and "loss.name=holef" in pre.overrides
+    trained = [j for j in jobs if j.method == "train"]
+    assert all("model.name=attention-fusion" in j.overrides and "loss.name=holef" in j.overrides for j in trained)
+    assert {j.variant for j in trained if j.init == pre.weights} == {"Chair-V2: pretrained, edge maps",
+                                                                      "Shoe-V1: pretrained, edge maps"}
