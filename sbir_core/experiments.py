@@ -285,8 +285,8 @@ def _attention_hits(model: SBIRModel, cfg: RunConfig, data: FGSBIRData, test: Sp
     untrained = build_model(cfg.model).to(device)
     targets = synthetic_part_targets(data)
     size = cfg.model.input_size
-    trained = score_model(model, data, test.sketches, test.photos, size, targets)
-    initial = score_model(untrained, data, test.sketches, test.photos, size, targets)
+    trained = score_model(model, test.sketches, test.photos, size, targets)
+    initial = score_model(untrained, test.sketches, test.photos, size, targets)
     return {kind: {"hits": trained[kind].hits.astype(float).tolist(),
                    "untrained": initial[kind].hits.astype(float).tolist(),
                    "chance_object": trained[kind].chance_object.tolist(),

@@ -198,11 +198,10 @@ def has_attention(model: SBIRModel) -> bool:
     return isinstance(model.sketch.backbone, AttendedBackbone)
 
 
-def score_model(model: SBIRModel, data, sketches: torch.Tensor, photos: torch.Tensor, size: int,
-                targets: dict[str, list] | None = None) -> dict[str, PeakScore]:
+def score_model(model: SBIRModel, sketches: torch.Tensor, photos: torch.Tensor, size: int,
+                targets: dict[str, list]) -> dict[str, PeakScore]:
     """``{"sketch": ..., "photo": ...}``: the peak scores of a model's masks on a synthetic test split's uint8
-    sketches and photos (``data.test``'s, in order; ``targets`` from :func:`synthetic_part_targets` if given)."""
-    targets = targets or synthetic_part_targets(data)
+    sketches and photos, in order, against that split's :func:`synthetic_part_targets`."""
     side = sketches.shape[1]
     return {kind: peak_in_part(attention_masks(model, stack, kind, size), targets[f"{kind}_boxes"],
                                targets[f"{kind}_outlines"], side, size)
