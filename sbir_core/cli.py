@@ -73,7 +73,7 @@ def _run_experiment_list(args: argparse.Namespace) -> int:
             print(f"  pretraining {name!r}: synthetic {pre.collection} collection, {pre.photos} photos, "
                   f"overrides {list(pre.overrides)}")
         for claim in exp.claims:
-            print(f"  claim: {claim.text} ({claim.better} > {claim.worse}, acc@{claim.k})")
+            print(f"  claim: {claim.text} ({claim.better} > {claim.worse}, {claim.metric})")
         for name, prof in exp.profiles.items():
             print(f"  profile {name}: seeds {list(prof.seeds)}, training photos {prof.train_photos or 'all'}, "
                   f"overrides {list(prof.overrides) or 'none'}")

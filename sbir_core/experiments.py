@@ -15,6 +15,10 @@ category of a synthetic collection first; the variants that name it start from i
 variant may also read its photos as edge maps (:func:`sbir_core.data.edge_maps`), or be the shallow baseline (dense
 HOG + ranking SVM, :mod:`sbir_core.baselines`) instead of a network.
 
+On-the-fly retrieval (Bhunia et al., CVPR 2020): a variant may test its trained network on partial sketches (baseline
+B1) or train an RL policy on its frozen features first (:mod:`sbir_core.rl`); its job keeps the rank of every test
+sketch's photo at every drawing step, and its claims compare m@A, m@B or acc@K at the end, per sketch.
+
 On the synthetic benchmark a job whose model has attention also scores where the attention peaks, for the trained
 model and for the same seed's initial weights (:mod:`sbir_core.part_attention`); the record judges each such variant
 over its seeds and images (:func:`sbir_core.part_attention.judge`).
@@ -36,31 +40,55 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sbir_core import baselines
+from sbir_core import baselines, rl
 from sbir_core.cache import cached_fit
 from sbir_core.compare import paired_bootstrap, pm
 from sbir_core.config import ConfigError, RunConfig, override, preset
 from sbir_core.data import FGSBIRData, edge_maps, load_collection, load_dataset
 from sbir_core.data.synthetic import ensure_synthetic
 from sbir_core.errors import DataError
-from sbir_core.metrics import acc_at_k, true_match_ranks
+from sbir_core.metrics import acc_at_k, ranking_percentile, true_match_ranks
 from sbir_core.models import SBIRModel, build_model
 from sbir_core.part_attention import has_attention, judge, score_model, synthetic_part_targets
 from sbir_core.runtime import atomic_path, get_device, progress_disabled, seed_everything, usable_cpus
 from sbir_core.train import SplitTensors, cpu_weights, device_description, git_commit, test_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
-VERSION = 3  # 2: each variant holds its own data, query and gallery counts; pretrainings. 3: attention scores
+VERSION = 4  # 2: each variant holds its own data, query and gallery counts; pretrainings. 3: attention scores.
+#   4: on-the-fly variants (ranks per drawing step, m@A and m@B) and claims on any metric
+METRICS = ("m@A", "m@B")  # on-the-fly metrics (sbir_core.metrics.onthefly_metrics); besides them, acc@K
 
 
 @dataclass(frozen=True)
 class Claim:
-    """``better`` beats ``worse`` on per-query hits at ``k`` (acc@k), as a paper claims."""
+    """``better`` beats ``worse`` on a per-query ``metric``, as a paper claims: ``acc@K`` (the true photo in the top K
+    at the end of the sketch), or for on-the-fly variants ``m@A`` or ``m@B`` (one test sketch's mean ranking
+    percentile or mean 1/rank over the drawing steps)."""
 
     text: str
     better: str
     worse: str
-    k: int = 1
+    metric: str = "acc@1"
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS and not re.fullmatch(r"acc@[1-9][0-9]*", self.metric):
+            raise ConfigError("metric", f"{self.metric!r} is not acc@K, {' or '.join(METRICS)}")
+
+
+def per_query(ranks: np.ndarray, metric: str, gallery: int) -> np.ndarray:
+    """(seeds, queries) scores of a :class:`Claim`'s ``metric`` from ranks (seeds, queries), or (seeds, queries, steps)
+    for on-the-fly variants: ``acc@K`` at the last step, ``m@A`` and ``m@B`` as
+    :func:`sbir_core.metrics.onthefly_metrics` before its mean over the queries."""
+    if metric in METRICS:
+        if ranks.ndim != 3:
+            raise ConfigError("metric", f"{metric} needs an on-the-fly variant (ranks per drawing step)")
+        return ranking_percentile(ranks, gallery).mean(2) if metric == "m@A" else (1.0 / ranks).mean(2)
+    return (_final(ranks) <= int(metric[4:])).astype(float)
+
+
+def _final(ranks: np.ndarray) -> np.ndarray:
+    """The ranks at the end of the sketch: (seeds, queries) from on-the-fly ranks (seeds, queries, steps)."""
+    return ranks[..., -1] if ranks.ndim == 3 else ranks
 
 
 @dataclass(frozen=True)
@@ -73,6 +101,12 @@ class Profile:
 
 
 PHOTOS = ("rgb", "edges")
+#: What a variant's job does with its data.
+METHODS = {"train": "train the network, test on finished sketches",
+           "hog-ranksvm": "dense HOG + ranking SVM (sbir_core.baselines), no network",
+           "onthefly-b1": "train the network, test on partial sketches (CVPR 2020's B1)",
+           "onthefly-rl": "train the network, then an RL policy on its frozen features (CVPR 2020), test on partial "
+                          "sketches"}
 
 
 def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
@@ -88,14 +122,23 @@ class Variant:
     dataset: str | None = None  # a dataset folder under the data root (``--data``); None: the data root itself
     photos: str = "rgb"  # "edges": photos as edge maps (data.edge_maps); QMUL-V1's photos are edge maps already
     pretrained: str | None = None  # one of the experiment's pretrainings, whose weights start training (model.init)
-    method: str = "train"  # "train" the network, or "hog-ranksvm": dense HOG + ranking SVM (sbir_core.baselines)
+    method: str = "train"  # one of METHODS
+    rl: tuple[str, ...] = ()  # on the fly: overrides of sbir_core.rl.RLConfig (its seed is the job's; B1 reads
+    #   only the drawing steps and their schedule)
 
     def __post_init__(self) -> None:
         _check_choice("photos", self.photos, PHOTOS)
-        _check_choice("method", self.method, ("train", "hog-ranksvm"))
+        _check_choice("method", self.method, tuple(METHODS))
         if self.method == "hog-ranksvm" and (self.overrides or self.pretrained or self.photos != "rgb"):
             raise ConfigError("method", "hog-ranksvm trains no network: it takes no overrides, pretrained start or "
                               "edge-map photos")
+        if self.method.startswith("onthefly") and self.photos != "rgb":
+            raise ConfigError("photos", "on-the-fly variants rank the dataset's own photos")
+        if self.rl:
+            if not self.method.startswith("onthefly"):
+                raise ConfigError("rl", f"only on-the-fly variants take RL settings, not {self.method}")
+            rl.validate_rl_config(rl.override_rl(rl.RLConfig(), self.rl))
+
 
 
 @dataclass(frozen=True)
@@ -206,6 +249,17 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         {"cpu": _REAL}, preset="real-cpu", data=f"a folder holding {CHAIR_V2} and {SHOE_V1} (data/README.md)",
         pretrainings={"synthetic, edge maps": Pretraining((*_DSSA, "train.epochs=3", "train.eval_every=1"),
                                                           photos="edges")}),
+    # Chapter 05's real-data run over seeds: each seed's Triplet SN from scratch (the pretraining study's budget, so
+    # the two share models through the run cache), then that seed's policy on its frozen features, 10 RL epochs.
+    Experiment(
+        "onthefly", "on-the-fly retrieval (Sketch Less for More, CVPR 2020, Table 1): the RL policy (PPO-A-Clip, Eq. 4 "
+        "reward) against B1, the same network tested on partial sketches, on QMUL-Chair-V2 (chapter 05)",
+        {"B1": Variant(("train.epochs=25",), CHAIR_V2, method="onthefly-b1"),
+         "RL": Variant(("train.epochs=25",), CHAIR_V2, method="onthefly-rl", rl=("epochs=10",))},
+        (Claim("RL improves m@A on B1", "RL", "B1", "m@A"), Claim("RL improves m@B on B1", "RL", "B1", "m@B"),
+         Claim("RL improves acc@10 on B1 at the end of the sketch", "RL", "B1", "acc@10")),
+        {"cpu": Profile((), None, tuple(range(5)))}, preset="real-cpu",
+        data=f"a folder holding {CHAIR_V2} (data/README.md)"),
 )}
 
 
@@ -239,6 +293,7 @@ class Job:
     photos: str = "rgb"
     init: str | None = None  # the weights of a pretraining (model.init)
     method: str = "train"
+    rl: tuple[str, ...] = ()
 
     def run(self) -> dict[str, Any]:
         """Train (or load from the run cache) and test, or fit the shallow baseline; write the result atomically."""
@@ -263,9 +318,13 @@ class Job:
                 train = train.subset(np.arange(min(self.train_photos, train.n_photos)))
             test = _tensors(data, "test", cfg.train.data_size, self.photos)
             result = cached_fit(cfg, train, device=device, progress=False)
-            ranks = test_ranks(result.model, result.loss, test, cfg)
             config, n_train, gallery, cached = cfg.to_dict(), len(train), test.n_photos, result.cached
             train_s, where = result.wall_time_s, device_description(device, cfg.train.num_threads)
+            if self.method == "train":
+                ranks = test_ranks(result.model, result.loss, test, cfg)
+            else:
+                ranks, rl_cfg, rl_s = self._onthefly(result.model, cfg, data, device)
+                config, train_s = {**config, "onthefly": rl_cfg.to_dict()}, train_s + rl_s
             if has_attention(result.model) and data.meta and "photos" in data.meta:
                 attention = _attention_hits(result.model, cfg, data, test, device)
         out = {"variant": self.variant, "seed": self.seed, "config": config, "ranks": ranks.tolist(),
@@ -275,6 +334,24 @@ class Job:
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(out))
         return out
+
+    def _onthefly(self, model: SBIRModel, cfg: RunConfig, data: FGSBIRData,
+                  device: torch.device) -> tuple[np.ndarray, rl.RLConfig, float]:
+        """Ranks (test sketches, steps) of the true photos on partial sketches: B1 (the network as trained), or the
+        policy trained on the frozen features of the training split (its first ``train_photos``); the RL time."""
+        threads = [f"num_threads={1 if device.type == 'cpu' else None}"]
+        rl_cfg = rl.validate_rl_config(rl.override_rl(rl.RLConfig(seed=self.seed, device=str(device)),
+                                                      [*self.rl, *threads]))
+        if device.type == "cpu":
+            torch.set_num_threads(1)
+        test = rl.episodes_from_split(model, cfg, data.test, rl_cfg.steps, rl_cfg.schedule, device, progress=False)
+        if self.method == "onthefly-b1":
+            return rl.evaluate_supervised(test).numpy(), rl_cfg, 0.0
+        start = time.perf_counter()
+        train = rl.episodes_from_split(model, cfg, data.train, rl_cfg.steps, rl_cfg.schedule, device, progress=False,
+                                       first_photos=self.train_photos)
+        policy = rl.train_policy(train, rl_cfg, progress=False)[0]
+        return rl.evaluate_policy(policy, test).numpy(), rl_cfg, time.perf_counter() - start
 
 
 def _attention_hits(model: SBIRModel, cfg: RunConfig, data: FGSBIRData, test: SplitTensors,
@@ -366,7 +443,7 @@ def plan(name: str, profile: str, out: str | os.PathLike, seeds: Sequence[int] |
         for seed in prof.seeds if seeds is None else seeds:
             jobs.append(Job(name, variant, seed, exp.preset, (*prof.overrides, *v.overrides), prof.train_photos,
                             str(folder), device, str(Path(out) / "jobs" / f"{_slug(variant)}__seed{seed}.json"),
-                            v.photos, weights[v.pretrained] if v.pretrained else None, v.method))
+                            v.photos, weights[v.pretrained] if v.pretrained else None, v.method, v.rl))
     return jobs
 
 
@@ -436,15 +513,22 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
     ranks = {v: np.array([results[v, s]["ranks"] for s in seeds]) for v in exp.variants}
     variants = {}
     for v in exp.variants:
-        first = results[v, seeds[0]]
-        variants[v] = {"acc@1": [acc_at_k(r, 1) for r in ranks[v]], "acc@10": [acc_at_k(r, 10) for r in ranks[v]],
-                       "mean_rank": [float(r.mean()) for r in ranks[v]], "data": first["data"],
+        first, final = results[v, seeds[0]], _final(ranks[v])
+        variants[v] = {"acc@1": [acc_at_k(r, 1) for r in final], "acc@10": [acc_at_k(r, 10) for r in final],
+                       "mean_rank": [float(r.mean()) for r in final], "data": first["data"],
                        "photos": first["photos"], "queries": int(ranks[v].shape[1]), "gallery": first["gallery"],
                        "train_sketches": first["train_sketches"]}
+        if ranks[v].ndim == 3:  # on the fly: per drawing step
+            variants[v] |= {m: per_query(ranks[v], m, first["gallery"]).mean(1).tolist() for m in METRICS}
+            variants[v]["steps"] = int(ranks[v].shape[2])
     claims = []
     for claim in exp.claims:
-        v = paired_bootstrap(ranks[claim.better] <= claim.k, ranks[claim.worse] <= claim.k)
-        claims.append({"claim": claim.text, "better": claim.better, "worse": claim.worse, "metric": f"acc@{claim.k}",
+        gallery = variants[claim.better]["gallery"]
+        if claim.metric in METRICS and ranks[claim.better].shape != ranks[claim.worse].shape:
+            raise ConfigError("metric", f"{claim.text}: {claim.metric} compares variants drawn in the same steps")
+        v = paired_bootstrap(per_query(ranks[claim.better], claim.metric, gallery),
+                             per_query(ranks[claim.worse], claim.metric, gallery))
+        claims.append({"claim": claim.text, "better": claim.better, "worse": claim.worse, "metric": claim.metric,
                        "difference": v.delta, "low": v.low, "high": v.high, "verdict": v.label,
                        "resolvable": (v.high - v.low) / 2})
     attention = {v: _attention_summary([results[v, s]["attention"] for s in seeds], variants[v])
@@ -504,13 +588,16 @@ _PLURAL = {"sketch": "sketches", "photo": "photos"}
 
 
 def markdown(record: dict[str, Any], target: float = 0.02) -> str:
-    """A record as Markdown tables: acc@1 and acc@10 (mean ± std over seeds) per variant; each claim's paired
-    difference, interval, verdict and half-width, with the seeds that half-width suggests for resolving ``target``
-    (it shrinks about as one over the square root of the seeds when the seeds dominate the noise); and, where the
-    record has them, the attention-in-part scores (:mod:`sbir_core.part_attention`) with their verdicts."""
+    """A record as Markdown tables: acc@1 and acc@10 (and m@A, m@B on the fly; mean ± std over seeds) per variant;
+    each claim's paired difference, interval, verdict and half-width, with the seeds that half-width suggests for
+    resolving ``target`` (it shrinks about as one over the square root of the seeds when the seeds dominate the
+    noise); and, where the record has them, the attention-in-part scores (:mod:`sbir_core.part_attention`) with their
+    verdicts."""
     n = len(record["seeds"])
-    rows = ["| variant | acc@1 (%) | acc@10 (%) | test queries / gallery |", "|---|---|---|---|"]
-    rows += [f"| {v} | {pm(s['acc@1'])} | {pm(s['acc@10'])} | {s['queries']} / {s['gallery']} |"
+    metrics = [m for m in METRICS if any(m in s for s in record["variants"].values())] + ["acc@1", "acc@10"]
+    rows = [f"| variant | {' | '.join(f'{m} (%)' for m in metrics)} | test queries / gallery |",
+            "|---|" + "---|" * (len(metrics) + 1)]
+    rows += [f"| {v} | {' | '.join(pm(s[m]) if m in s else '-' for m in metrics)} | {s['queries']} / {s['gallery']} |"
              for v, s in record["variants"].items()]
     rows += ["", f"| claim | compared | difference (points) | 95% interval | verdict | resolves ± "
                  f"| seeds for ± {100 * target:g} |", "|---|---|---|---|---|---|---|"]
@@ -544,23 +631,28 @@ def attention_markdown(record: dict[str, Any], variants: Sequence[str] | None = 
 
 
 def figure(record: dict[str, Any]) -> Any:
-    """A record as a picture (seaborn): acc@1 of every seed and its mean with a 95% interval per variant, and each
-    claim's paired difference with its bootstrap interval. Returns the matplotlib figure."""
+    """A record as a picture (seaborn): the first claim's metric (acc@1 where the variants lack it) of every seed and
+    its mean with a 95% interval per variant, and each claim's paired difference with its bootstrap interval. Returns
+    the matplotlib figure."""
     import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
 
-    rows = [{"variant": v, "seed": seed, "acc@1 (%)": 100 * a}
-            for v, scores in record["variants"].items() for seed, a in zip(record["seeds"], scores["acc@1"])]
-    frame = pd.DataFrame(rows)
-    height = 0.6 * max(len(record["variants"]), len(record["claims"])) + 2
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, height), gridspec_kw={"width_ratios": [1, 1.2]})
-    sns.stripplot(frame, x="acc@1 (%)", y="variant", color="0.6", size=4, ax=left)
-    sns.pointplot(frame, x="acc@1 (%)", y="variant", errorbar=("ci", 95), seed=0, linestyle="none", color="C0",
-                  markers="D", ax=left)
-    left.set(title=f"{record['experiment']}: acc@1 over {len(record['seeds'])} seeds (bars: 95% interval)",
-             ylabel="")
     claims = record["claims"]
+    metric = claims[0]["metric"] if claims else "acc@1"
+    metric = metric if all(metric in s for s in record["variants"].values()) else "acc@1"
+    label = f"{metric} (%)"
+    rows = [{"variant": v, "seed": seed, label: 100 * a}
+            for v, scores in record["variants"].items() for seed, a in zip(record["seeds"], scores[metric])]
+    frame = pd.DataFrame(rows)
+    height = 0.6 * max(len(record["variants"]), len(claims)) + 2
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, height), gridspec_kw={"width_ratios": [1, 1.2]})
+    sns.stripplot(frame, x=label, y="variant", color="0.6", size=4, ax=left)
+    sns.pointplot(frame, x=label, y="variant", errorbar=("ci", 95), seed=0, linestyle="none", color="C0",
+                  markers="D", ax=left)
+    left.set(title=f"{record['experiment']}: {metric} over {len(record['seeds'])} seeds (bars: 95% interval)",
+             ylabel="")
+    one_metric = len({c["metric"] for c in claims}) <= 1
     y = np.arange(len(claims))
     colours = {"reproduced": "C2", "contradicted": "C3", "not resolved": "0.5"}
     for i, c in enumerate(claims):
@@ -568,13 +660,14 @@ def figure(record: dict[str, Any]) -> Any:
                                                        [100 * (c["high"] - c["difference"])]],
                        fmt="o", color=colours[c["verdict"]], capsize=4)
     right.axvline(0, color="k", lw=0.8)
-    right.set(yticks=y, yticklabels=[f"{c['claim']}\n({c['verdict']})" for c in claims], ylim=(len(claims) - 0.5, -0.5),
-              xlabel=f"difference in {claims[0]['metric'] if claims else 'acc@1'} (points; paired bootstrap, 95%)",
-              title="the claims")
+    right.set(yticks=y, yticklabels=[f"{c['claim']}\n({c['verdict']}{'' if one_metric else ', ' + c['metric']})"
+                                     for c in claims], ylim=(len(claims) - 0.5, -0.5),
+              xlabel=f"difference{' in ' + claims[0]['metric'] if claims and one_metric else ''} (points; paired "
+                     "bootstrap, 95%)", title="the claims")
     fig.tight_layout()
     return fig
 
 
-__all__ = ["Claim", "EXPERIMENTS", "Experiment", "Job", "PretrainJob", "Pretraining", "Profile", "Variant",
-           "attention_markdown", "figure", "markdown", "plan", "plan_pretraining", "run_experiment", "run_jobs",
-           "summarise"]
+__all__ = ["Claim", "EXPERIMENTS", "Experiment", "Job", "METHODS", "METRICS", "PretrainJob", "Pretraining", "Profile",
+           "Variant", "attention_markdown", "figure", "markdown", "per_query", "plan", "plan_pretraining",
+           "run_experiment", "run_jobs", "summarise"]

@@ -146,3 +146,37 @@ def test_dssa_pretraining_study_plans_the_full_model(tmp_path: Path) -> None:
     assert all("model.name=attention-fusion" in j.overrides and "loss.name=holef" in j.overrides for j in trained)
     assert {j.variant for j in trained if j.init == pre.weights} == {"Chair-V2: pretrained, edge maps",
                                                                       "Shoe-V1: pretrained, edge maps"}
+
+
+def test_onthefly_variants_rank_partial_sketches_and_claims_read_m_at_a(tiny: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from sbir_core.data.synthetic import ensure_synthetic
+
+    steps = ("steps=4",)
+    fly = Experiment("fly", "B1 against RL on partial sketches",
+                     {"B1": Variant(method="onthefly-b1", rl=steps),
+                      "RL": Variant(method="onthefly-rl", rl=(*steps, "epochs=2"))},
+                     (Claim("RL improves m@A", "RL", "B1", "m@A"), Claim("RL improves acc@1", "RL", "B1")),
+                     {"tiny": Profile(("train.epochs=1", "train.batch_size=4"), None, (0, 1))}, data="a category")
+    monkeypatch.setitem(experiments.EXPERIMENTS, "fly", fly)
+    with pytest.raises(ConfigError, match="rl: only on-the-fly variants take RL settings"):
+        Variant(rl=steps)
+    with pytest.raises(ConfigError, match="epochs: must be positive"):
+        Variant(method="onthefly-rl", rl=("epochs=0",))
+    with pytest.raises(ConfigError, match="metric: 'm@C' is not acc@K, m@A or m@B"):
+        Claim("?", "RL", "B1", "m@C")
+    with pytest.raises(ConfigError, match="metric: m@B needs an on-the-fly variant"):
+        experiments.per_query(experiments.np.ones((2, 3)), "m@B", 4)
+    record = run_experiment("fly", "tiny", tiny, data_root=ensure_synthetic("tiny", 0) / "chair", executor="debug")
+    b1, policy = record["variants"]["B1"], record["variants"]["RL"]
+    assert b1["steps"] == policy["steps"] == 4 and b1["gallery"] == 4 and len(policy["m@A"]) == 2
+    assert all(0 <= a <= 1 for a in b1["m@A"] + policy["m@B"])
+    assert record["configs"]["RL"]["onthefly"]["epochs"] == 2 and record["configs"]["RL"]["onthefly"]["seed"] == 0
+    jobs = {(j.variant, j.seed): json.loads(Path(j.path).read_text()) for j in plan("fly", "tiny", tiny,
+            data_root=ensure_synthetic("tiny", 0) / "chair")}
+    assert jobs["RL", 1]["cached"], "RL starts from the same seed's network as B1: the run cache's"
+    ranks = experiments.np.array([jobs["RL", s]["ranks"] for s in (0, 1)])
+    assert ranks.shape[2] == 4 and record["variants"]["RL"]["acc@1"] == [float((r[:, -1] == 1).mean()) for r in ranks]
+    m_at_a, acc = record["claims"]
+    assert (m_at_a["metric"], acc["metric"]) == ("m@A", "acc@1") and m_at_a["low"] <= m_at_a["difference"]
+    assert "| variant | m@A (%) | m@B (%) | acc@1 (%) | acc@10 (%) |" in experiments.markdown(record)
