@@ -301,6 +301,7 @@ class Job:
         device = get_device(self.device)
         data = load_dataset(self.data_root)
         attention: dict[str, dict[str, list[float]]] = {}
+        rl_s = 0.0
         if self.method == "hog-ranksvm":
             torch.set_num_threads(1)
             svm = baselines.RankSVM(seed=self.seed)
@@ -324,12 +325,12 @@ class Job:
                 ranks = test_ranks(result.model, result.loss, test, cfg)
             else:
                 ranks, rl_cfg, rl_s = self._onthefly(result.model, cfg, data, device)
-                config, train_s = {**config, "onthefly": rl_cfg.to_dict()}, train_s + rl_s
+                config = {**config, "onthefly": rl_cfg.to_dict()}
             if has_attention(result.model) and data.meta and "photos" in data.meta:
                 attention = _attention_hits(result.model, cfg, data, test, device)
         out = {"variant": self.variant, "seed": self.seed, "config": config, "ranks": ranks.tolist(),
                "data": self.data_root, "photos": self.photos, "train_sketches": n_train, "gallery": gallery,
-               "cached": cached, "train_time_s": train_s, "job_time_s": time.perf_counter() - start, "device": where,
+               "cached": cached, "train_time_s": train_s, "rl_time_s": rl_s, "job_time_s": time.perf_counter() - start, "device": where,
                **({"attention": attention} if attention else {})}
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(out))
@@ -544,8 +545,16 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
                            "device": "; ".join(sorted({r["device"] for r in results.values()})),
                            "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
                            "command": command or shlex.join(sys.argv), "wall_time_s": wall_time_s,
-                           "train_time_s": sum(r["train_time_s"] for r in [*results.values(), *stage_one]),
+                           "train_time_s": _train_time(list(results.values())) + sum(p["train_time_s"]
+                                                                                     for p in stage_one),
                            "cached_jobs": sum(bool(r["cached"]) for r in [*results.values(), *stage_one])}}
+
+
+def _train_time(results: Sequence[dict[str, Any]]) -> float:
+    """The jobs' training time: each network once (B1 and RL of one seed share theirs), plus their RL training."""
+    networks = {json.dumps({**r["config"], "onthefly": None}, sort_keys=True) + r["data"]: r["train_time_s"]
+                for r in results}
+    return sum(networks.values()) + sum(r.get("rl_time_s", 0.0) for r in results)
 
 
 def _attention_summary(per_seed: list[dict[str, dict[str, list[float]]]], scores: dict[str, Any]) -> dict[str, Any]:

@@ -175,6 +175,10 @@ def test_onthefly_variants_rank_partial_sketches_and_claims_read_m_at_a(tiny: Pa
     jobs = {(j.variant, j.seed): json.loads(Path(j.path).read_text()) for j in plan("fly", "tiny", tiny,
             data_root=ensure_synthetic("tiny", 0) / "chair")}
     assert jobs["RL", 1]["cached"], "RL starts from the same seed's network as B1: the run cache's"
+    assert jobs["RL", 1]["rl_time_s"] > 0 == jobs["B1", 1]["rl_time_s"]
+    networks = sum(jobs["B1", s]["train_time_s"] for s in (0, 1))
+    assert record["provenance"]["train_time_s"] == pytest.approx(networks + jobs["RL", 0]["rl_time_s"]
+                                                                 + jobs["RL", 1]["rl_time_s"]), "each network once"
     ranks = experiments.np.array([jobs["RL", s]["ranks"] for s in (0, 1)])
     assert ranks.shape[2] == 4 and record["variants"]["RL"]["acc@1"] == [float((r[:, -1] == 1).mean()) for r in ranks]
     m_at_a, acc = record["claims"]
