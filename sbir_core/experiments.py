@@ -506,8 +506,10 @@ def run_jobs(jobs: Sequence[Job | PretrainJob], folder: str | os.PathLike, execu
 
 
 def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str | None = None,
-              commit: str | None = None, pretrained: Sequence[PretrainJob] = ()) -> dict[str, Any]:
-    """The experiment's record from its jobs' results: per-variant scores and every claim's verdict."""
+              commit: str | None = None, pretrained: Sequence[PretrainJob] = (),
+              jobs_run: int | None = None) -> dict[str, Any]:
+    """The experiment's record from its jobs' results: per-variant scores and every claim's verdict. ``wall_time_s``
+    is the command's, which ran ``jobs_run`` of the jobs and pretrainings (the others were done: a resumed run)."""
     exp = EXPERIMENTS[name]
     results = {(job.variant, job.seed): json.loads(Path(job.path).read_text()) for job in jobs}
     seeds = sorted({job.seed for job in jobs})
@@ -545,6 +547,7 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
                            "device": "; ".join(sorted({r["device"] for r in results.values()})),
                            "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
                            "command": command or shlex.join(sys.argv), "wall_time_s": wall_time_s,
+                           "jobs_run": len(jobs) + len(pretrained) if jobs_run is None else jobs_run,
                            "train_time_s": _train_time(list(results.values())) + sum(p["train_time_s"]
                                                                                      for p in stage_one),
                            "cached_jobs": sum(bool(r["cached"]) for r in [*results.values(), *stage_one])}}
@@ -585,9 +588,9 @@ def run_experiment(name: str, profile: str | None = None, out: str | os.PathLike
     out = Path(out) if out is not None else ROOT / "runs" / "experiments" / f"{name}-{profile}"
     jobs, pretrained = plan(name, profile, out, seeds, data_root, device), plan_pretraining(name, out, device)
     start, commit = time.perf_counter(), git_commit()  # the code the jobs run
-    run_jobs([*pretrained, *[job for job in jobs if job.init is None]], out, executor, workers)  # side by side
-    run_jobs([job for job in jobs if job.init is not None], out, executor, workers)  # after their pretraining
-    record = summarise(name, jobs, time.perf_counter() - start, command, commit, pretrained)
+    ran = run_jobs([*pretrained, *[job for job in jobs if job.init is None]], out, executor, workers)  # side by side
+    ran += run_jobs([job for job in jobs if job.init is not None], out, executor, workers)  # after their pretraining
+    record = summarise(name, jobs, time.perf_counter() - start, command, commit, pretrained, len(ran))
     with atomic_path(out / "record.json") as tmp:
         tmp.write_text(json.dumps(record, indent=1))
     return record

@@ -59,6 +59,7 @@ def test_run_writes_a_record_and_resumes(tiny: Path) -> None:
     assert claim["low"] <= claim["difference"] <= claim["high"] and claim["resolvable"] > 0
     assert record["provenance"]["command"] == "sbir experiment run tiny" and record["provenance"]["commit"]
     assert record["provenance"]["cached_jobs"] == 0, "a fresh run cache"
+    assert record["provenance"]["jobs_run"] == 4
     assert json.loads((tiny / "record.json").read_text()) == record
     table = experiments.markdown(record)
     assert "| Full | " in table and "| Full improves on Base | " in table and "| seeds for ± 2 |" in table
@@ -72,7 +73,7 @@ def test_run_writes_a_record_and_resumes(tiny: Path) -> None:
     jobs = plan("tiny", "tiny", tiny)
     assert run_jobs(jobs, tiny, "debug") == [], "every job has its result: nothing runs again"
     Path(jobs[2].path).unlink()  # a job that did not finish
-    assert run_jobs(jobs, tiny, "debug") == [jobs[2]]
+    assert run_experiment("tiny", "tiny", tiny, executor="debug")["provenance"]["jobs_run"] == 1, "it resumes"
     assert json.loads(Path(jobs[2].path).read_text())["cached"], "its model comes from the run cache"
     picture = tiny / "record.png"
     assert main(["experiment", "plot", str(tiny / "record.json"), "--to", str(picture)]) == 0
@@ -130,7 +131,7 @@ def test_jobs_that_need_no_pretraining_run_beside_it(tiny: Path, monkeypatch: py
     from sbir_core.data.synthetic import ensure_synthetic
 
     batches = []
-    monkeypatch.setattr(experiments, "run_jobs", lambda jobs, *a, **k: batches.append([j.variant for j in jobs]))
+    monkeypatch.setattr(experiments, "run_jobs", lambda jobs, *a, **k: batches.append([j.variant for j in jobs]) or [])
     monkeypatch.setattr(experiments, "summarise", lambda *a, **k: {})
     run_experiment("staged", "tiny", tiny, data_root=ensure_synthetic("tiny", 0), executor="debug")
     assert batches == [["tiny synthetic", "HOG", "scratch"], ["pretrained"]]
