@@ -330,8 +330,8 @@ class Job:
                 attention = _attention_hits(result.model, cfg, data, test, device)
         out = {"variant": self.variant, "seed": self.seed, "config": config, "ranks": ranks.tolist(),
                "data": self.data_root, "photos": self.photos, "train_sketches": n_train, "gallery": gallery,
-               "cached": cached, "train_time_s": train_s, "rl_time_s": rl_s, "job_time_s": time.perf_counter() - start, "device": where,
-               **({"attention": attention} if attention else {})}
+               "cached": cached, "train_time_s": train_s, "rl_time_s": rl_s, "job_time_s": time.perf_counter() - start,
+               "device": where, **({"attention": attention} if attention else {})}
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(out))
         return out
