@@ -140,7 +140,6 @@ class Variant:
             rl.validate_rl_config(rl.override_rl(rl.RLConfig(), self.rl))
 
 
-
 @dataclass(frozen=True)
 class Pretraining:
     """Stage one: a model trained on every category of a synthetic collection (seed 0), whose weights start the
@@ -340,9 +339,8 @@ class Job:
                   device: torch.device) -> tuple[np.ndarray, rl.RLConfig, float]:
         """Ranks (test sketches, steps) of the true photos on partial sketches: B1 (the network as trained), or the
         policy trained on the frozen features of the training split (its first ``train_photos``); the RL time."""
-        threads = [f"num_threads={1 if device.type == 'cpu' else None}"]
-        rl_cfg = rl.validate_rl_config(rl.override_rl(rl.RLConfig(seed=self.seed, device=str(device)),
-                                                      [*self.rl, *threads]))
+        rl_cfg = rl.validate_rl_config(replace(rl.override_rl(rl.RLConfig(), self.rl), seed=self.seed,
+                                               device=str(device), num_threads=1 if device.type == "cpu" else None))
         if device.type == "cpu":
             torch.set_num_threads(1)
         test = rl.episodes_from_split(model, cfg, data.test, rl_cfg.steps, rl_cfg.schedule, device, progress=False)
