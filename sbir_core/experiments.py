@@ -552,9 +552,10 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
 
 
 def _train_time(results: Sequence[dict[str, Any]]) -> float:
-    """The jobs' training time: each network once (B1 and RL of one seed share theirs), plus their RL training."""
-    networks = {json.dumps({**r["config"], "onthefly": None}, sort_keys=True) + r["data"]: r["train_time_s"]
-                for r in results}
+    """The jobs' training time: each network once (B1 and RL of one seed share theirs), plus their RL training. A
+    network is its configuration, data, photo view and training set, as for the run cache."""
+    networks = {json.dumps([{**r["config"], "onthefly": None}, r["data"], r["photos"], r["train_sketches"]],
+                           sort_keys=True): r["train_time_s"] for r in results}
     return sum(networks.values()) + sum(r.get("rl_time_s", 0.0) for r in results)
 
 

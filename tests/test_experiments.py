@@ -185,3 +185,11 @@ def test_onthefly_variants_rank_partial_sketches_and_claims_read_m_at_a(tiny: Pa
     m_at_a, acc = record["claims"]
     assert (m_at_a["metric"], acc["metric"]) == ("m@A", "acc@1") and m_at_a["low"] <= m_at_a["difference"]
     assert "| variant | m@A (%) | m@B (%) | acc@1 (%) | acc@10 (%) |" in experiments.markdown(record)
+
+
+def test_training_time_counts_each_network_once() -> None:
+    net = {"config": {"seed": 0}, "data": "chairs", "photos": "rgb", "train_sketches": 10, "train_time_s": 5.0}
+    policy = {**net, "config": {"seed": 0, "onthefly": {"epochs": 10}}, "rl_time_s": 2.0}  # B1's network, then RL
+    assert experiments._train_time([net, policy]) == 7.0
+    assert experiments._train_time([net, {**net, "photos": "edges"}]) == 10.0, "another photo view, another network"
+    assert experiments._train_time([net, {**net, "train_sketches": 5}]) == 10.0, "another training set"
