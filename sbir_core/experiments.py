@@ -101,12 +101,7 @@ class Profile:
 
 
 PHOTOS = ("rgb", "edges")
-#: What a variant's job does with its data.
-METHODS = {"train": "train the network, test on finished sketches",
-           "hog-ranksvm": "dense HOG + ranking SVM (sbir_core.baselines), no network",
-           "onthefly-b1": "train the network, test on partial sketches (CVPR 2020's B1)",
-           "onthefly-rl": "train the network, then an RL policy on its frozen features (CVPR 2020), test on partial "
-                          "sketches"}
+METHODS = ("train", "hog-ranksvm", "onthefly-b1", "onthefly-rl")  # what a variant's job does (Variant.method)
 
 
 def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
@@ -122,13 +117,16 @@ class Variant:
     dataset: str | None = None  # a dataset folder under the data root (``--data``); None: the data root itself
     photos: str = "rgb"  # "edges": photos as edge maps (data.edge_maps); QMUL-V1's photos are edge maps already
     pretrained: str | None = None  # one of the experiment's pretrainings, whose weights start training (model.init)
-    method: str = "train"  # one of METHODS
+    # "train": the network, tested on finished sketches; "hog-ranksvm": dense HOG + ranking SVM, no network
+    # (sbir_core.baselines); "onthefly-b1": the network, tested on partial sketches (CVPR 2020's B1); "onthefly-rl":
+    # the network, then an RL policy on its frozen features (sbir_core.rl), tested on partial sketches
+    method: str = "train"
     rl: tuple[str, ...] = ()  # on the fly: overrides of sbir_core.rl.RLConfig (its seed is the job's; B1 reads
     #   only the drawing steps and their schedule)
 
     def __post_init__(self) -> None:
         _check_choice("photos", self.photos, PHOTOS)
-        _check_choice("method", self.method, tuple(METHODS))
+        _check_choice("method", self.method, METHODS)
         if self.method == "hog-ranksvm" and (self.overrides or self.pretrained or self.photos != "rgb"):
             raise ConfigError("method", "hog-ranksvm trains no network: it takes no overrides, pretrained start or "
                               "edge-map photos")

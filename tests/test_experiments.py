@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sbir_core import experiments
@@ -167,7 +168,7 @@ def test_onthefly_variants_rank_partial_sketches_and_claims_read_m_at_a(tiny: Pa
     with pytest.raises(ConfigError, match="metric: 'm@C' is not acc@K, m@A or m@B"):
         Claim("?", "RL", "B1", "m@C")
     with pytest.raises(ConfigError, match="metric: m@B needs an on-the-fly variant"):
-        experiments.per_query(experiments.np.ones((2, 3)), "m@B", 4)
+        experiments.per_query(np.ones((2, 3)), "m@B", 4)
     record = run_experiment("fly", "tiny", tiny, data_root=ensure_synthetic("tiny", 0) / "chair", executor="debug")
     b1, policy = record["variants"]["B1"], record["variants"]["RL"]
     assert b1["steps"] == policy["steps"] == 4 and b1["gallery"] == 4 and len(policy["m@A"]) == 2
@@ -180,7 +181,7 @@ def test_onthefly_variants_rank_partial_sketches_and_claims_read_m_at_a(tiny: Pa
     networks = sum(jobs["B1", s]["train_time_s"] for s in (0, 1))
     assert record["provenance"]["train_time_s"] == pytest.approx(networks + jobs["RL", 0]["rl_time_s"]
                                                                  + jobs["RL", 1]["rl_time_s"]), "each network once"
-    ranks = experiments.np.array([jobs["RL", s]["ranks"] for s in (0, 1)])
+    ranks = np.array([jobs["RL", s]["ranks"] for s in (0, 1)])
     assert ranks.shape[2] == 4 and record["variants"]["RL"]["acc@1"] == [float((r[:, -1] == 1).mean()) for r in ranks]
     m_at_a, acc = record["claims"]
     assert (m_at_a["metric"], acc["metric"]) == ("m@A", "acc@1") and m_at_a["low"] <= m_at_a["difference"]
