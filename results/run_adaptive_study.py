@@ -27,7 +27,6 @@ import platform
 import sys
 import time
 
-import numpy as np
 import torch
 
 from sbir_core import meta
@@ -102,16 +101,9 @@ def main() -> None:
     datasets = load_collection(root)
     run = preset("book")
     size, side = run.model.input_size, run.train.data_size
-    if user:  # name -> (training split, the sketches the support is drawn from, test split)
-        whole = SplitTensors.from_split(datasets[args.category].train, side)
-        whole_test = SplitTensors.from_split(datasets[args.category].test, side)
-        drawers = {split: meta.sketch_drawers(datasets[args.category], split) for split in ("train", "test")}
-        held = {f"drawer {d}": (whole, np.flatnonzero(drawers["train"] == int(d)),
-                                meta.keep_sketches(whole_test, np.flatnonzero(drawers["test"] == int(d))))
-                for d in args.held_out}
-    else:
-        held = {c: (SplitTensors.from_split(datasets[c].train, side), None,
-                    SplitTensors.from_split(datasets[c].test, side)) for c in args.held_out}
+    # name -> (training split, the sketches the support is drawn from, test split)
+    held = meta.held_out_splits(datasets, meta.MetaConfig(level=args.level, category=args.category,
+                                                          held_out=args.held_out), side)
     rows, times = [], {}
 
     def adapt_all(name: str, seed: int, learner: meta.MetaLearner, cfg: meta.MetaConfig, what: str | None = None,
@@ -161,7 +153,7 @@ def main() -> None:
                                  "last_step": history[-1]})
         upper = meta.base_run_config(run, args.pretrain_epochs, seed)
         if user:  # the upper bound: every drawer's training sketches, the held-out ones' included
-            fit = cached_fit(upper, whole, device=device, progress=False)
+            fit = cached_fit(upper, next(iter(held.values()))[0], device=device, progress=False)
         for category, (train, pool, test) in held.items():  # or the category's own training split
             if not user:
                 fit = cached_fit(upper, train, device=device, progress=False)

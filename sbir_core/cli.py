@@ -47,8 +47,9 @@ def _add_experiment(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--profile", help="the budget (sbir experiment list; default: the experiment's first, which "
                      "for the chapters' experiments is book, their live run)")
     run.add_argument("--seeds", type=int, nargs="+", help="replace the profile's seeds")
-    run.add_argument("--data", help="ONE dataset folder (default: the experiment's synthetic category), or the "
-                     "folder an experiment on real data names (sbir experiment list)")
+    run.add_argument("--data", help="ONE dataset folder (default: the experiment's synthetic category), a collection "
+                     "for the adaptive ones (default: the book's synthetic one), or the folder an experiment on real "
+                     "data names (sbir experiment list)")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
     run.add_argument("--out", help="output folder (default: runs/experiments/NAME-PROFILE); a rerun resumes it")
     run.add_argument("--executor", default="auto", choices=("auto", "local", "debug"),
@@ -67,8 +68,8 @@ def _run_experiment_list(args: argparse.Namespace) -> int:
     for exp in EXPERIMENTS.values():
         print(f"{exp.name}: {exp.about}")
         print(f"  variants: {', '.join(exp.variants)}")
-        if exp.data:
-            print(f"  --data: {exp.data}")
+        if exp.data or exp.category is None:
+            print(f"  --data: {exp.data or 'a collection, one dataset per category (default: the book synthetic one)'}")
         for name, pre in exp.pretrainings.items():
             print(f"  pretraining {name!r}: synthetic {pre.collection} collection, {pre.photos} photos, "
                   f"overrides {list(pre.overrides)}")

@@ -19,6 +19,10 @@ On-the-fly retrieval (Bhunia et al., CVPR 2020): a variant may test its trained 
 B1) or train an RL policy on its frozen features first (:mod:`sbir_core.rl`); its job keeps the rank of every test
 sketch's photo at every drawing step, and its claims compare m@A, m@B or acc@K at the end, per sketch.
 
+Adaptive FG-SBIR (Bhunia et al., ECCV 2022): a variant may start from the supervised model of the seen categories
+(or drawers) of a synthetic collection, meta-train it (:mod:`sbir_core.meta`), adapt it to each held-out category
+(or drawer) from k training pairs drawn with the job's seed, and keep the rank of every held-out test sketch's photo.
+
 On the synthetic benchmark a job whose model has attention also scores where the attention peaks, for the trained
 model and for the same seed's initial weights (:mod:`sbir_core.part_attention`); the record judges each such variant
 over its seeds and images (:func:`sbir_core.part_attention.judge`).
@@ -32,7 +36,7 @@ import re
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -40,7 +44,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from sbir_core import baselines, rl
+from sbir_core import baselines, meta, rl
 from sbir_core.cache import cached_fit
 from sbir_core.compare import paired_bootstrap, pm
 from sbir_core.config import ConfigError, RunConfig, override, preset
@@ -93,7 +97,8 @@ def _final(ranks: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Profile:
-    """A budget: configuration overrides, the training photos kept (None: all) and the seeds."""
+    """A budget: configuration overrides (of the meta-learning settings, for adaptation), the training photos kept
+    (None: all) and the seeds."""
 
     overrides: tuple[str, ...]
     train_photos: int | None
@@ -101,7 +106,7 @@ class Profile:
 
 
 PHOTOS = ("rgb", "edges")
-METHODS = ("train", "hog-ranksvm", "onthefly-b1", "onthefly-rl")  # what a variant's job does (Variant.method)
+METHODS = ("train", "hog-ranksvm", "onthefly-b1", "onthefly-rl", "adapt")  # what a variant's job does (Variant.method)
 
 
 def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
@@ -111,7 +116,8 @@ def _check_choice(key: str, value: str, choices: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class Variant:
-    """One arm of an experiment: overrides of its preset, and where its data and first weights come from."""
+    """One arm of an experiment: overrides of its preset (of its learner's :class:`sbir_core.meta.MetaConfig`, for
+    adaptation), and where its data and first weights come from."""
 
     overrides: tuple[str, ...] = ()
     dataset: str | None = None  # a dataset folder under the data root (``--data``); None: the data root itself
@@ -119,10 +125,14 @@ class Variant:
     pretrained: str | None = None  # one of the experiment's pretrainings, whose weights start training (model.init)
     # "train": the network, tested on finished sketches; "hog-ranksvm": dense HOG + ranking SVM, no network
     # (sbir_core.baselines); "onthefly-b1": the network, tested on partial sketches (CVPR 2020's B1); "onthefly-rl":
-    # the network, then an RL policy on its frozen features (sbir_core.rl), tested on partial sketches
+    # the network, then an RL policy on its frozen features (sbir_core.rl), tested on partial sketches; "adapt": the
+    # supervised start on the seen categories or drawers, meta-trained by ``learner`` (none with meta_steps=0), adapted
+    # to each held-out one from ``shots`` training pairs (sbir_core.meta)
     method: str = "train"
     rl: tuple[str, ...] = ()  # on the fly: overrides of sbir_core.rl.RLConfig (its seed is the job's; B1 reads
     #   only the drawing steps and their schedule)
+    learner: str | None = None  # adaptation: a method of sbir_core.meta.METHODS, whose preset the overrides change
+    shots: int = 5  # adaptation: k, the support pairs of each held-out category or drawer
 
     def __post_init__(self) -> None:
         _check_choice("photos", self.photos, PHOTOS)
@@ -136,6 +146,15 @@ class Variant:
             if not self.method.startswith("onthefly"):
                 raise ConfigError("rl", f"only on-the-fly variants take RL settings, not {self.method}")
             rl.validate_rl_config(rl.override_rl(rl.RLConfig(), self.rl))
+        if self.method == "adapt":
+            if self.dataset or self.pretrained or self.photos != "rgb":
+                raise ConfigError("method", "adapt variants read the collection's own photos, from no pretraining")
+            _check_choice("learner", str(self.learner), tuple(meta.METHODS))
+            meta.override_meta(meta.meta_preset(self.learner), self.overrides)
+            if self.shots < 1:
+                raise ConfigError("shots", f"must be at least 1, got {self.shots}")
+        elif self.learner is not None:
+            raise ConfigError("learner", f"only adapt variants take a learner, not {self.method}")
 
 
 @dataclass(frozen=True)
@@ -162,7 +181,7 @@ class Experiment:
     variants: dict[str, Variant]
     claims: tuple[Claim, ...]
     profiles: dict[str, Profile]
-    category: str = "shoe"  # the synthetic category, when no dataset folder is given
+    category: str | None = "shoe"  # the synthetic category, when no folder is given; None: the whole collection
     preset: str = "book"
     data: str | None = None  # what --data must hold (None: one dataset folder, by default the synthetic category)
     pretrainings: dict[str, Pretraining] = field(default_factory=dict)
@@ -176,6 +195,30 @@ _FULL = Profile((), None, tuple(range(10)))
 _REAL = Profile((), None, (0, 1, 2))
 CHAIR_V2, SHOE_V1 = "qmul/ChairV2", "qmul-v1/shoes"
 _DSSA = ("model.name=attention-fusion", "loss.name=holef", 'model.options={"at": "conv5"}')  # as chapter 03's runs
+
+
+def _adaptive(where: str, shots: int = 5) -> dict[str, Variant]:
+    """Chapter 06's methods, adapting from ``shots`` pairs to the held-out categories or drawers ``where`` names: the
+    baselines (the supervised start, as is or fine-tuned on the support: ``meta_steps=0``), ANIL, ours and two of its
+    parts."""
+    def arm(learner: str, *overrides: str) -> Variant:
+        return Variant((*where.split(), *overrides), method="adapt", learner=learner, shots=shots)
+
+    return {"no adaptation": arm("anil", "meta_steps=0", "inner_steps=0"),
+            "fine-tune head": arm("anil", "meta_steps=0", "inner_steps=10", "inner_lr=0.01"),
+            "fine-tune all": arm("maml", "meta_steps=0", "inner_steps=10", "inner_lr=0.001"),
+            "ANIL": arm("anil"), "ours": arm("ours"), "ours, fixed margin": arm("ours", "margin=fixed"),
+            "ours without regularisers": arm("ours", "lambda_domain=0", "lambda_class=0", "lambda_semantic=0")}
+
+
+_ADAPTIVE_CLAIMS = (Claim("ours beats no adaptation", "ours", "no adaptation"),
+                    Claim("ours beats fine-tuning the head", "ours", "fine-tune head"),
+                    Claim("ours beats fine-tuning everything", "ours", "fine-tune all"),
+                    Claim("ours beats ANIL", "ours", "ANIL"),
+                    Claim("the learned margin helps", "ours", "ours, fixed margin"),
+                    Claim("the regularisers help", "ours", "ours without regularisers"))
+# results/run_adaptive_study.py's budget: 300 outer steps from a 10-epoch supervised start
+_ADAPTIVE_CPU = Profile(("meta_steps=300",), None, (0, 1, 2, 3, 4))
 
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment(
@@ -257,6 +300,17 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
          Claim("RL improves acc@10 on B1 at the end of the sketch", "RL", "B1", "acc@10")),
         {"cpu": Profile((), None, tuple(range(5)))}, preset="real-cpu",
         data=f"a folder holding {CHAIR_V2} (data/README.md)"),
+    # Chapter 06's comparison (Adaptive FG-SBIR, ECCV 2022) on the book's synthetic collection, each seed's supervised
+    # start shared by its variants through the run cache.
+    Experiment(
+        "adaptive", "adaptive FG-SBIR (ECCV 2022) to three categories never seen, teapots, lamps and guitars, from "
+        "k = 5 sketch-photo pairs: ours against the baselines, ANIL and two of its parts (chapter 06)",
+        _adaptive("level=category held_out=teapot,lamp,guitar"), _ADAPTIVE_CLAIMS, {"cpu": _ADAPTIVE_CPU},
+        category=None),
+    Experiment(
+        "adaptive-users", "adaptive FG-SBIR (ECCV 2022) to two shoe drawers never seen from k = 5 of their sketches: "
+        "ours against the baselines, ANIL and two of its parts (chapter 06)",
+        _adaptive("level=user category=shoe held_out=8,9"), _ADAPTIVE_CLAIMS, {"cpu": _ADAPTIVE_CPU}, category=None),
 )}
 
 
@@ -291,15 +345,21 @@ class Job:
     init: str | None = None  # the weights of a pretraining (model.init)
     method: str = "train"
     rl: tuple[str, ...] = ()
+    learner: str | None = None
+    shots: int = 5
 
     def run(self) -> dict[str, Any]:
-        """Train (or load from the run cache) and test, or fit the shallow baseline; write the result atomically."""
+        """Train (or load from the run cache) and test, or fit the shallow baseline, or adapt; write the result
+        atomically."""
         start = time.perf_counter()
         device = get_device(self.device)
-        data = load_dataset(self.data_root)
         attention: dict[str, dict[str, list[float]]] = {}
-        rl_s = 0.0
-        if self.method == "hog-ranksvm":
+        rl_s = meta_s = 0.0
+        if self.method == "adapt":
+            ranks, config, n_train, gallery, cached, train_s, meta_s = self._adapt(device)
+            where = device_description(device, 1 if device.type == "cpu" else None)
+        elif self.method == "hog-ranksvm":
+            data = load_dataset(self.data_root)
             torch.set_num_threads(1)
             svm = baselines.RankSVM(seed=self.seed)
             distances = baselines.hog_ranksvm_distances(data.train, data.test, svm=svm)[1]
@@ -309,6 +369,7 @@ class Job:
             n_train, gallery, cached = len(data.train), len(data.test.photo_names), False
             where = device_description(torch.device("cpu"), 1)
         else:
+            data = load_dataset(self.data_root)
             cfg = _config(self.preset, [*self.overrides, *([f"model.init={self.init}"] if self.init else [])],
                           self.seed, device)
             train = _tensors(data, "train", cfg.train.data_size, self.photos)
@@ -327,7 +388,8 @@ class Job:
                 attention = _attention_hits(result.model, cfg, data, test, device)
         out = {"variant": self.variant, "seed": self.seed, "config": config, "ranks": ranks.tolist(),
                "data": self.data_root, "photos": self.photos, "train_sketches": n_train, "gallery": gallery,
-               "cached": cached, "train_time_s": train_s, "rl_time_s": rl_s, "job_time_s": time.perf_counter() - start,
+               "cached": cached, "train_time_s": train_s, "rl_time_s": rl_s, "meta_time_s": meta_s,
+               "job_time_s": time.perf_counter() - start,
                "device": where, **({"attention": attention} if attention else {})}
         with atomic_path(self.path) as tmp:
             tmp.write_text(json.dumps(out))
@@ -349,6 +411,34 @@ class Job:
                                        first_photos=self.train_photos)
         policy = rl.train_policy(train, rl_cfg, progress=False)[0]
         return rl.evaluate_policy(policy, test).numpy(), rl_cfg, time.perf_counter() - start
+
+    def _adapt(self, device: torch.device) -> tuple[np.ndarray, dict[str, Any], int, int | str, bool, float, float]:
+        """Ranks of the held-out categories' (or drawers') test sketches, side by side in the settings' order, each
+        after adapting from ``shots`` training pairs drawn with the job's seed (as results/run_adaptive_study.py):
+        the supervised start on the rest (run cache), meta-trained by the learner unless ``meta_steps=0``. Also the
+        configuration, the start's training sketches, the galleries, whether the start was cached, its training
+        time and the meta-training time."""
+        datasets = load_collection(self.data_root)
+        cfg = replace(meta.override_meta(meta.meta_preset(str(self.learner)), self.overrides), seed=self.seed,
+                      device=str(device), num_threads=1 if device.type == "cpu" else None)
+        start = meta.build_meta_run(datasets, replace(cfg, meta_steps=0), preset(self.preset), progress=False)
+        size, side = start.run.model.input_size, start.run.train.data_size
+        meta_s = 0.0
+        if cfg.meta_steps:
+            clock = time.perf_counter()
+            pools = meta.usable_pools(meta.task_pools(datasets, cfg, side, start.categories), cfg)
+            meta.meta_train(start.learner, pools, cfg, size, progress=False)
+            meta_s = time.perf_counter() - clock
+        ranks, galleries = [], set()
+        for name, (train, pool, test) in meta.held_out_splits(datasets, cfg, side).items():
+            support = meta.draw_support(train, self.shots, self.seed, pool, what=f"{name} training split")
+            distances = meta.test_distances(meta.adapt(start.learner, support, cfg, size), test, size, device)
+            ranks.append(true_match_ranks(distances, test.positives))
+            galleries.add(test.n_photos)
+        gallery = galleries.pop() if len(galleries) == 1 else f"{min(galleries)}-{max(galleries)}"
+        config = {**start.run.to_dict(), "meta": {**asdict(cfg), "shots_adapted": self.shots}}
+        return (np.concatenate(ranks), config, start.supervised["train_sketches"], gallery, start.supervised["cached"],
+                start.supervised["train_time_s"], meta_s)
 
 
 def _attention_hits(model: SBIRModel, cfg: RunConfig, data: FGSBIRData, test: SplitTensors,
@@ -430,7 +520,7 @@ def plan(name: str, profile: str, out: str | os.PathLike, seeds: Sequence[int] |
     if data_root is None:
         if exp.data is not None:
             raise ConfigError("--data", f"experiment {name} needs --data: {exp.data}")
-        data_root = ensure_synthetic("book", 0) / exp.category
+        data_root = ensure_synthetic("book", 0) / (exp.category or "")
     weights = {job.variant: job.weights for job in plan_pretraining(name, out, device)}
     jobs = []
     for variant, v in exp.variants.items():
@@ -440,7 +530,8 @@ def plan(name: str, profile: str, out: str | os.PathLike, seeds: Sequence[int] |
         for seed in prof.seeds if seeds is None else seeds:
             jobs.append(Job(name, variant, seed, exp.preset, (*prof.overrides, *v.overrides), prof.train_photos,
                             str(folder), device, str(Path(out) / "jobs" / f"{_slug(variant)}__seed{seed}.json"),
-                            v.photos, weights[v.pretrained] if v.pretrained else None, v.method, v.rl))
+                            v.photos, weights[v.pretrained] if v.pretrained else None, v.method, v.rl, v.learner,
+                            v.shots))
     return jobs
 
 
@@ -550,11 +641,12 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
 
 
 def _train_time(results: Sequence[dict[str, Any]]) -> float:
-    """The jobs' training time: each network once (B1 and RL of one seed share theirs), plus their RL training. A
-    network is its configuration, data, photo view and training set, as for the run cache."""
-    networks = {json.dumps([{**r["config"], "onthefly": None}, r["data"], r["photos"], r["train_sketches"]],
-                           sort_keys=True): r["train_time_s"] for r in results}
-    return sum(networks.values()) + sum(r.get("rl_time_s", 0.0) for r in results)
+    """The jobs' training time: each network once (B1 and RL of one seed share theirs, as do an adaptive seed's
+    variants their supervised start), plus their RL training and meta-training. A network is its configuration, data,
+    photo view and training set, as for the run cache."""
+    networks = {json.dumps([{**r["config"], "onthefly": None, "meta": None}, r["data"], r["photos"],
+                            r["train_sketches"]], sort_keys=True): r["train_time_s"] for r in results}
+    return sum(networks.values()) + sum(r.get("rl_time_s", 0.0) + r.get("meta_time_s", 0.0) for r in results)
 
 
 def _attention_summary(per_seed: list[dict[str, dict[str, list[float]]]], scores: dict[str, Any]) -> dict[str, Any]:

@@ -182,6 +182,22 @@ def supervised_split(pools: Sequence[Pool], level: str) -> SplitTensors:
                         torch.cat([p.data.positives for p in pools]), list(gallery.photo_names))
 
 
+def held_out_splits(datasets: dict[str, FGSBIRData], cfg: MetaConfig, data_size: int
+                    ) -> dict[str, tuple[SplitTensors, np.ndarray | None, SplitTensors]]:
+    """What adaptation is tested on, by name ("teapot", "drawer 8"): the training split a support is drawn from, the
+    sketches of it allowed (None: all; at user level, the drawer's), and the test split (at user level, the drawer's
+    test sketches against the category's whole test gallery)."""
+    if cfg.level == "category":
+        return {c: (SplitTensors.from_split(datasets[c].train, data_size), None,
+                    SplitTensors.from_split(datasets[c].test, data_size)) for c in cfg.held_out}
+    dataset = datasets[cfg.category]
+    train = SplitTensors.from_split(dataset.train, data_size)
+    test = SplitTensors.from_split(dataset.test, data_size)
+    drawers = {split: sketch_drawers(dataset, split) for split in ("train", "test")}
+    return {f"drawer {d}": (train, np.flatnonzero(drawers["train"] == int(d)),
+                            keep_sketches(test, np.flatnonzero(drawers["test"] == int(d)))) for d in cfg.held_out}
+
+
 @dataclass
 class TaskBatch:
     """T tasks of n = k + q triplets each; images are uint8 at the data size, the first k of each task the support."""
@@ -630,13 +646,15 @@ def build_meta_run(datasets: dict[str, FGSBIRData], cfg: MetaConfig, run: RunCon
     else:
         semantic = vocabulary_embeddings({c: datasets[c].meta.get("attributes", {}) or {c: [c]}
                                           for c in categories})
-    supervised = cached_fit(run, supervised_split(pools, cfg.level), device=device, progress=progress)
+    seen = supervised_split(pools, cfg.level)
+    supervised = cached_fit(run, seen, device=device, progress=progress)
     seed_everything(cfg.seed)
     learner = MetaLearner(supervised.model, len(categories),
                           torch.tensor([semantic[c] for c in categories]), cfg.margin0).to(device)
     history = meta_train(learner, pools, cfg, size, progress) if cfg.meta_steps else []
     return MetaRun(learner, cfg, run, categories, semantic, history,
-                   {"epochs": run.train.epochs, "cached": supervised.cached, "pools": [p.name for p in pools]})
+                   {"epochs": run.train.epochs, "cached": supervised.cached, "pools": [p.name for p in pools],
+                    "train_sketches": len(seen), "train_time_s": supervised.wall_time_s})
 
 
 def save_meta_run(out: str | Path, result: MetaRun, command: str | None = None) -> Path:
@@ -737,7 +755,7 @@ def study_hits(rows: Sequence[dict[str, Any]], variant: str, shots: int, top: in
 
 __all__ = ["ADAPT", "LEVELS", "METHODS", "MetaConfig", "MetaLearner", "MetaRun", "Pool", "Support", "TaskBatch",
            "adapt", "adapt_all", "adapt_head", "adaptation_result", "adaptation_results", "build_meta_run",
-           "concat_splits", "draw_support", "draw_triplets", "keep_sketches", "load_meta_run", "meta_preset",
-           "meta_train", "outer_loss", "override_meta", "read_embedding_file", "retrieval", "sample_tasks",
-           "save_meta_run", "soft_triplet", "study_hits", "supervised_split", "support_margin", "task_pools",
-           "test_distances", "usable_pools", "validate_meta_config", "vocabulary_embeddings"]
+           "concat_splits", "draw_support", "draw_triplets", "held_out_splits", "keep_sketches", "load_meta_run",
+           "meta_preset", "meta_train", "outer_loss", "override_meta", "read_embedding_file", "retrieval",
+           "sample_tasks", "save_meta_run", "soft_triplet", "study_hits", "supervised_split", "support_margin",
+           "task_pools", "test_distances", "usable_pools", "validate_meta_config", "vocabulary_embeddings"]

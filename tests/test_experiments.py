@@ -194,3 +194,51 @@ def test_training_time_counts_each_network_once() -> None:
     assert experiments._train_time([net, policy]) == 7.0
     assert experiments._train_time([net, {**net, "photos": "edges"}]) == 10.0, "another photo view, another network"
     assert experiments._train_time([net, {**net, "train_sketches": 5}]) == 10.0, "another training set"
+
+
+def test_adaptive_variants_adapt_to_held_out_categories_from_one_supervised_start(
+        tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sbir_core import meta
+    from sbir_core.data import load_collection
+    from sbir_core.data.synthetic import ensure_synthetic
+
+    small = "level=category held_out=mug,teapot shots=2 queries=2 tasks_per_batch=2 pretrain_epochs=1"
+    arms = experiments._adaptive(small, shots=2)
+    adapt = Experiment("adapt", "three of chapter 06's arms", {v: arms[v] for v in ("no adaptation", "ours")},
+                       (Claim("ours beats no adaptation", "ours", "no adaptation"),),
+                       {"tiny": Profile(("meta_steps=2",), None, (0,))}, category=None)
+    monkeypatch.setitem(experiments.EXPERIMENTS, "adapt", adapt)
+    with pytest.raises(ConfigError, match="learner: only adapt variants take a learner"):
+        Variant(learner="ours")
+    with pytest.raises(ConfigError, match="learner: 'reptile' is not one of ours, anil, maml, sign-maml"):
+        Variant(method="adapt", learner="reptile")
+    with pytest.raises(ConfigError, match="margin: a learned margin is learned through the inner step's gradient"):
+        Variant(("inner_steps=0",), method="adapt", learner="ours")
+    with pytest.raises(ConfigError, match="method: adapt variants read the collection's own photos"):
+        Variant(dataset="chair", method="adapt", learner="ours")
+    root = ensure_synthetic("tiny", 0)
+    record = run_experiment("adapt", "tiny", tiny, data_root=root, executor="debug")
+    datasets = load_collection(root)
+    held = sum(len(datasets[c].test) for c in ("mug", "teapot"))
+    assert {v["queries"] for v in record["variants"].values()} == {held}
+    assert record["configs"]["ours"]["meta"]["meta_steps"] == 2 and record["configs"]["ours"]["meta"]["seed"] == 0
+    assert record["configs"]["no adaptation"]["meta"]["meta_steps"] == 0
+    assert record["configs"]["ours"]["model"]["name"] == "attention"
+    jobs = {j.variant: json.loads(Path(j.path).read_text()) for j in plan("adapt", "tiny", tiny, data_root=root)}
+    assert jobs["ours"]["cached"] and not jobs["no adaptation"]["cached"], "one supervised start, from the run cache"
+    assert jobs["ours"]["meta_time_s"] > 0 == jobs["no adaptation"]["meta_time_s"]
+    assert record["provenance"]["train_time_s"] == pytest.approx(jobs["no adaptation"]["train_time_s"]
+                                                                 + jobs["ours"]["meta_time_s"]), "the start once"
+    # no adaptation is the supervised start as it is: its ranks, category by category in the settings' order
+    cfg = meta.meta_preset("anil", held_out=["mug", "teapot"], shots=2, queries=2, tasks_per_batch=2, meta_steps=0,
+                           pretrain_epochs=1, device="cpu", num_threads=1)
+    start = meta.build_meta_run(datasets, cfg, progress=False)
+    expected = []
+    for c in ("mug", "teapot"):
+        test = experiments._tensors(datasets[c], "test", start.run.train.data_size, "rgb")
+        d = meta.test_distances(start.learner.net, test, start.run.model.input_size, start.learner.semantic.device)
+        expected += experiments.true_match_ranks(d, test.positives).tolist()
+    assert jobs["no adaptation"]["ranks"] == expected
+    users = plan("adaptive-users", "cpu", tiny, data_root=root)
+    assert len(users) == 35 and {j.method for j in users} == {"adapt"} and {j.shots for j in users} == {5}
+    assert all("held_out=8,9" in j.overrides and j.data_root == str(root) for j in users)
