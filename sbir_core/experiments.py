@@ -421,24 +421,18 @@ class Job:
         datasets = load_collection(self.data_root)
         cfg = replace(meta.override_meta(meta.meta_preset(str(self.learner)), self.overrides), seed=self.seed,
                       device=str(device), num_threads=1 if device.type == "cpu" else None)
-        start = meta.build_meta_run(datasets, replace(cfg, meta_steps=0), preset(self.preset), progress=False)
-        size, side = start.run.model.input_size, start.run.train.data_size
-        meta_s = 0.0
-        if cfg.meta_steps:
-            clock = time.perf_counter()
-            pools = meta.usable_pools(meta.task_pools(datasets, cfg, side, start.categories), cfg)
-            meta.meta_train(start.learner, pools, cfg, size, progress=False)
-            meta_s = time.perf_counter() - clock
+        result = meta.build_meta_run(datasets, cfg, preset(self.preset), progress=False)
+        size, side = result.run.model.input_size, result.run.train.data_size
         ranks, galleries = [], set()
         for name, (train, pool, test) in meta.held_out_splits(datasets, cfg, side).items():
             support = meta.draw_support(train, self.shots, self.seed, pool, what=f"{name} training split")
-            distances = meta.test_distances(meta.adapt(start.learner, support, cfg, size), test, size, device)
+            distances = meta.test_distances(meta.adapt(result.learner, support, cfg, size), test, size, device)
             ranks.append(true_match_ranks(distances, test.positives))
             galleries.add(test.n_photos)
         gallery = galleries.pop() if len(galleries) == 1 else f"{min(galleries)}-{max(galleries)}"
-        config = {**start.run.to_dict(), "meta": {**asdict(cfg), "shots_adapted": self.shots}}
-        return (np.concatenate(ranks), config, start.supervised["train_sketches"], gallery, start.supervised["cached"],
-                start.supervised["train_time_s"], meta_s)
+        config = {**result.run.to_dict(), "meta": {**asdict(cfg), "shots_adapted": self.shots}}
+        return (np.concatenate(ranks), config, result.supervised["train_sketches"], gallery,
+                result.supervised["cached"], result.supervised["train_time_s"], result.meta_time_s)
 
 
 def _attention_hits(model: SBIRModel, cfg: RunConfig, data: FGSBIRData, test: SplitTensors,

@@ -35,6 +35,7 @@ import dataclasses
 import json
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -614,6 +615,7 @@ class MetaRun:
     semantic: dict[str, list[float]]
     history: list[dict[str, float]] = field(default_factory=list)
     supervised: dict[str, Any] = field(default_factory=dict)  # the supervised start: epochs, cached, the task pools
+    meta_time_s: float = 0.0  # the meta-training's wall time (0 when it was loaded or had no steps)
 
 
 def base_run_config(run: RunConfig | None = None, epochs: int = 10, seed: int = 0) -> RunConfig:
@@ -651,10 +653,12 @@ def build_meta_run(datasets: dict[str, FGSBIRData], cfg: MetaConfig, run: RunCon
     seed_everything(cfg.seed)
     learner = MetaLearner(supervised.model, len(categories),
                           torch.tensor([semantic[c] for c in categories]), cfg.margin0).to(device)
+    start = time.perf_counter()
     history = meta_train(learner, pools, cfg, size, progress) if cfg.meta_steps else []
     return MetaRun(learner, cfg, run, categories, semantic, history,
                    {"epochs": run.train.epochs, "cached": supervised.cached, "pools": [p.name for p in pools],
-                    "train_sketches": len(seen), "train_time_s": supervised.wall_time_s})
+                    "train_sketches": len(seen), "train_time_s": supervised.wall_time_s},
+                   time.perf_counter() - start if cfg.meta_steps else 0.0)
 
 
 def save_meta_run(out: str | Path, result: MetaRun, command: str | None = None) -> Path:
