@@ -707,6 +707,29 @@ def markdown(record: dict[str, Any], target: float = TARGET) -> str:
     return "\n".join(rows)
 
 
+def provenance(record: dict[str, Any], noun: str = "variants") -> str:
+    """One line on what a record cost and where it came from: seeds x variants, the training time, the device, the
+    commit, and how many of the jobs the command that wrote it ran (a resumed run finds the others done)."""
+    prov, n = record["provenance"], len(record["seeds"])
+    jobs = n * len(record["variants"])
+    ran = prov.get("jobs_run", jobs)
+    return (f"{n} seeds x {len(record['variants'])} {noun}: {prov['train_time_s'] / 3600:.1f} h of training on "
+            f"{prov['device']} ({prov['machine']}), commit {prov['commit'][:10]}; the command below ran {ran} of the "
+            f"{jobs} jobs in {prov['wall_time_s'] / 60:.0f} min"
+            + (" (earlier runs into the same folder had done the rest: it resumes)" if ran < jobs else "")
+            + f", {prov['cached_jobs']} of the models came from the run cache")
+
+
+def resolution(record: dict[str, Any], target: float = TARGET) -> str:
+    """A line per claim: its verdict, the half-width it resolves against ``target``, and the range of differences the
+    interval rules out on this benchmark."""
+    return "\n".join(
+        f"{c['claim']}: {c['verdict']}, resolution ± {100 * c['resolvable']:.1f} points "
+        f"({'within' if c['resolvable'] <= target else 'short of'} the {100 * target:g}-point goal); a difference "
+        f"outside [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] points is ruled out on this benchmark"
+        for c in record["claims"])
+
+
 def attention_markdown(record: dict[str, Any], variants: Sequence[str] | None = None) -> str:
     """A record's attention-in-part scores (of ``variants``, default all it scored) as a Markdown table: the share of
     peaks in a discriminative part, trained and untrained (mean ± std over seeds), both chance levels, the trained
@@ -765,5 +788,5 @@ def figure(record: dict[str, Any]) -> Any:
 
 
 __all__ = ["Claim", "EXPERIMENTS", "Experiment", "Job", "METHODS", "METRICS", "PretrainJob", "Pretraining", "Profile",
-           "Variant", "attention_markdown", "figure", "markdown", "per_query", "plan", "plan_pretraining",
-           "run_experiment", "run_jobs", "summarise"]
+           "TARGET", "Variant", "attention_markdown", "figure", "markdown", "per_query", "plan", "plan_pretraining",
+           "provenance", "resolution", "run_experiment", "run_jobs", "summarise"]

@@ -242,3 +242,21 @@ def test_adaptive_variants_adapt_to_held_out_categories_from_one_supervised_star
     users = plan("adaptive-users", "cpu", tiny, data_root=root)
     assert len(users) == 35 and {j.method for j in users} == {"adapt"} and {j.shots for j in users} == {5}
     assert all("held_out=8,9" in j.overrides and j.data_root == str(root) for j in users)
+
+
+def test_provenance_and_resolution_lines_read_the_record() -> None:
+    record = {"seeds": [0, 1, 2], "variants": {"Base": {}, "Full": {}},
+              "provenance": {"train_time_s": 7200.0, "device": "cpu", "machine": "x86_64", "commit": "0123456789abc",
+                             "wall_time_s": 120.0, "jobs_run": 6, "cached_jobs": 2},
+              "claims": [{"claim": "Full improves on Base", "verdict": "not resolved", "resolvable": 0.025,
+                          "low": -0.02, "high": 0.03},
+                         {"claim": "Full beats chance", "verdict": "reproduced", "resolvable": 0.015,
+                          "low": 0.01, "high": 0.04}]}
+    line = experiments.provenance(record)
+    assert line.startswith("3 seeds x 2 variants: 2.0 h of training on cpu (x86_64), commit 0123456789;")
+    assert "ran 6 of the 6 jobs in 2 min," in line and "resumes" not in line and "2 of the models" in line
+    record["provenance"]["jobs_run"] = 1
+    assert "ran 1 of the 6 jobs in 2 min (earlier runs" in experiments.provenance(record)
+    first, second = experiments.resolution(record).split("\n")
+    assert "± 2.5 points (short of the 2-point goal)" in first and "outside [-2.0, +3.0]" in first
+    assert second.startswith("Full beats chance: reproduced, resolution ± 1.5 points (within the 2-point goal)")
