@@ -150,6 +150,20 @@ def test_dssa_pretraining_study_plans_the_full_model(tmp_path: Path) -> None:
                                                                       "Shoe-V1: pretrained, edge maps"}
 
 
+def test_long_pretraining_study_gives_both_starts_the_same_budget(tmp_path: Path) -> None:
+    for folder in (experiments.CHAIR_V2, experiments.SHOE_V1):
+        (tmp_path / folder).mkdir(parents=True)
+    jobs = plan("pretraining-long", "cpu", tmp_path / "out", data_root=tmp_path)
+    (pre,) = plan_pretraining("pretraining-long", tmp_path / "out")
+    assert len(jobs) == 18 and pre.photos == "edges" and "train.epochs=8" in pre.overrides
+    for dataset in ("Chair-V2", "Shoe-V1"):
+        scratch, pretrained = ({j.overrides for j in jobs if j.variant == f"{dataset}: {arm}"}
+                               for arm in ("from scratch", "pretrained, edge maps"))
+        assert scratch == pretrained and len(scratch) == 1 and "train.schedule=cosine" in scratch.pop()
+    assert {j.variant for j in jobs if j.init == pre.weights} == {"Chair-V2: pretrained, edge maps",
+                                                                  "Shoe-V1: pretrained, edge maps"}
+
+
 def test_onthefly_variants_rank_partial_sketches_and_claims_read_m_at_a(tiny: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from sbir_core.data.synthetic import ensure_synthetic
