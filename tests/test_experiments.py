@@ -38,6 +38,14 @@ def tiny(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return tmp_path / "out"
 
 
+@pytest.fixture()
+def real_root(tmp_path: Path) -> Path:
+    """An empty stand-in for ``--data`` of the real-data studies: the Chair-V2 and Shoe-V1 folders they plan over."""
+    for folder in (experiments.CHAIR_V2, experiments.SHOE_V1):
+        (tmp_path / folder).mkdir(parents=True)
+    return tmp_path
+
+
 def test_plan_names_every_variant_and_seed(tiny: Path) -> None:
     jobs = plan("tiny", "tiny", tiny)
     assert [(j.variant, j.seed) for j in jobs] == [("Base", 0), ("Base", 1), ("Full", 0), ("Full", 1)]
@@ -138,11 +146,9 @@ def test_jobs_that_need_no_pretraining_run_beside_it(tiny: Path, monkeypatch: py
     assert batches == [["tiny synthetic", "HOG", "scratch"], ["pretrained"]]
 
 
-def test_dssa_pretraining_study_plans_the_full_model(tmp_path: Path) -> None:
-    for folder in (experiments.CHAIR_V2, experiments.SHOE_V1):
-        (tmp_path / folder).mkdir(parents=True)
-    jobs = plan("pretraining-dssa", "cpu", tmp_path / "out", data_root=tmp_path)
-    (pre,) = plan_pretraining("pretraining-dssa", tmp_path / "out")
+def test_dssa_pretraining_study_plans_the_full_model(real_root: Path) -> None:
+    jobs = plan("pretraining-dssa", "cpu", real_root / "out", data_root=real_root)
+    (pre,) = plan_pretraining("pretraining-dssa", real_root / "out")
     assert len(jobs) == 18 and pre.photos == "edges" and "loss.name=holef" in pre.overrides
     trained = [j for j in jobs if j.method == "train"]
     assert all("model.name=attention-fusion" in j.overrides and "loss.name=holef" in j.overrides for j in trained)
@@ -150,11 +156,9 @@ def test_dssa_pretraining_study_plans_the_full_model(tmp_path: Path) -> None:
                                                                       "Shoe-V1: pretrained, edge maps"}
 
 
-def test_long_pretraining_study_gives_both_starts_the_same_budget(tmp_path: Path) -> None:
-    for folder in (experiments.CHAIR_V2, experiments.SHOE_V1):
-        (tmp_path / folder).mkdir(parents=True)
-    jobs = plan("pretraining-long", "cpu", tmp_path / "out", data_root=tmp_path)
-    (pre,) = plan_pretraining("pretraining-long", tmp_path / "out")
+def test_long_pretraining_study_gives_both_starts_the_same_budget(real_root: Path) -> None:
+    jobs = plan("pretraining-long", "cpu", real_root / "out", data_root=real_root)
+    (pre,) = plan_pretraining("pretraining-long", real_root / "out")
     assert len(jobs) == 18 and pre.photos == "edges" and "train.epochs=8" in pre.overrides
     for dataset in ("Chair-V2", "Shoe-V1"):
         scratch, pretrained = ({j.overrides for j in jobs if j.variant == f"{dataset}: {arm}"}
