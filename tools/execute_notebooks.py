@@ -23,12 +23,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
-import papermill
 import yaml
 
-from sbir_core.runtime import atomic_path
+if TYPE_CHECKING:
+    import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 STAMPS = ROOT / "_build" / ".nbstamps"
@@ -75,11 +75,14 @@ def _tree_digest(path: Path, digest: "hashlib._Hash") -> None:
 
 
 def input_hash(notebook: Path) -> str:
-    """Hash of what a notebook's outputs depend on: its cell sources and tags, the package, the data, the results."""
-    nb = nbformat.read(notebook, as_version=4)
+    """Hash of what a notebook's outputs depend on: its cell sources and tags, the package, the data, the results.
+
+    The notebook is read as the JSON it is (a source stored as a list of lines is joined, as nbformat joins it): a run
+    that executes nothing imports neither nbformat nor papermill nor torch, and takes seconds."""
     digest = hashlib.sha256()
-    for cell in nb.cells:
-        digest.update(json.dumps([cell.cell_type, cell.source, cell.metadata.get("tags", [])]).encode())
+    for cell in json.loads(notebook.read_text())["cells"]:
+        source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        digest.update(json.dumps([cell["cell_type"], source, cell["metadata"].get("tags", [])]).encode())
     record = notebook.with_suffix(".record.json")
     digest.update(record.read_bytes() if record.exists() else b"no record")
     for shared in SHARED_INPUTS:
@@ -96,15 +99,25 @@ def clean(nb: nbformat.NotebookNode) -> None:
         cell.metadata.pop("execution", None)
 
 
+class CellError(Exception):
+    """A cell of an executed notebook raised: the message names the cell and the error."""
+
+
 def execute(notebook: Path) -> float:
     """Run one notebook with its default parameters; replace it only on success. Returns the wall time in seconds."""
+    import nbformat
+    import papermill
+
     tmp = notebook.with_name(f".{notebook.stem}.executing.ipynb")
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(notebook), str(tmp), cwd=str(notebook.parent), kernel_name="python3",
-            progress_bar=False, request_save_on_cell_execute=False,
-        )
+        try:
+            papermill.execute_notebook(
+                str(notebook), str(tmp), cwd=str(notebook.parent), kernel_name="python3",
+                progress_bar=False, request_save_on_cell_execute=False,
+            )
+        except papermill.PapermillExecutionError as err:
+            raise CellError(f"cell {err.exec_count} raised {err.ename}: {err.evalue}") from None
         nb = nbformat.read(tmp, as_version=4)
         clean(nb)
         nbformat.write(nb, tmp)
@@ -140,13 +153,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[run ] {name} ...", flush=True)
         try:
             seconds = execute(notebook)
-        except papermill.PapermillExecutionError as err:
-            print(f"execute_notebooks: error: {name}: cell {err.exec_count} raised {err.ename}: {err.evalue}",
-                  file=sys.stderr)
+        except CellError as err:
+            print(f"execute_notebooks: error: {name}: {err}", file=sys.stderr)
             return 1
         stamp.write_text(input_hash(notebook))
         print(f"[done] {name} in {seconds:.1f} s", flush=True)
         if writing:  # `make records` runs from an empty run cache: these are the chapters' times from scratch
+            from sbir_core.runtime import atomic_path  # imports torch: only when there is something to write
+
             times[notebook.stem] = round(seconds, 1)
             with atomic_path(TIMES) as tmp:
                 tmp.write_text(json.dumps(times, indent=1, sort_keys=True) + "\n")
