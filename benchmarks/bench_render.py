@@ -6,6 +6,10 @@
 The reference redraws every step from scratch with pure-Python Bresenham lines and a scipy dilation, as
 ``mydrawPNG`` in the official on-the-fly code does; the fast path renders all steps of all sketches at once
 (:func:`sbir_core.data.render.progressive_rasters`). Both must give the same rasters; the script checks that.
+
+Whole sketches at the training sizes (:func:`~sbir_core.data.render.render_sketches`, what every chapter renders its
+splits with) count the ink of each pooling window from bool rasters; the script compares them with the progressive
+path at one step (int16 first-step maps, float area resize), which must give the same bits.
 """
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ import numpy as np
 import torch
 
 from sbir_core.data import load_dataset
-from sbir_core.data.render import progressive_rasters, progressive_reference
+from sbir_core.data.render import progressive_rasters, progressive_reference, render_sketches
 from sbir_core.data.synthetic.categories import make_shape, sample_attributes
 from sbir_core.data.synthetic.drawer import DRAWERS, draw_sketch
 
@@ -64,6 +68,12 @@ def main() -> None:
     for name, t in rows:
         print(f"  {name:<72s} {t:8.3f} s  {1000 * t / (len(sketches) * steps):7.3f} ms/raster")
     print(f"speed-up (binary 256 px): {t_ref / t_fast:.1f}x; identical rasters: {same}")
+    for size in (72, 128):
+        t_one, one = best_of(lambda: progressive_rasters(sketches, 1, size=size)[:, 0], args.repeats)
+        t_whole, whole = best_of(lambda: render_sketches(sketches, size), args.repeats)
+        same &= torch.equal(one, whole)
+        print(f"  whole sketches at {size} px: progressive path at one step {t_one:.3f} s, render_sketches "
+              f"{t_whole:.3f} s ({t_one / t_whole:.1f}x); identical: {torch.equal(one, whole)}")
     if torch.cuda.is_available():
         progressive_rasters(sketches[:2], args.steps, schedule=args.schedule, device="cuda")
         torch.cuda.synchronize()

@@ -83,3 +83,14 @@ def test_small_rasters_are_the_area_average_of_the_256_ones(size):
     small = progressive_rasters(sketches, steps=5, size=size, schedule="strokes")
     assert small.shape == (3, 5, size, size)
     assert torch.allclose(small, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [32, 64, 72, 100, 128, 225, 256, 299])
+def test_whole_rasters_are_bit_for_bit_the_area_resize_of_the_256_ones(size):
+    """render_sketches counts ink per window instead of resizing floats: the same bits as F.interpolate (the training
+    data, the drawing pad's JavaScript and the cache keys all rest on them), and the last progressive step."""
+    sketches = [random_sketch(np.random.default_rng(20 + i)) for i in range(5)]
+    full = render_sketches(sketches)[:, None]
+    mode = {"mode": "area"} if size <= 256 else {"mode": "bilinear", "align_corners": False}
+    assert torch.equal(render_sketches(sketches, size, chunk=2), F.interpolate(full, size=(size, size), **mode)[:, 0])
+    assert torch.equal(render_sketches(sketches, size), progressive_rasters(sketches, steps=3, size=size)[:, -1])

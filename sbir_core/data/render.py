@@ -132,14 +132,15 @@ def _segments(sketches: Sequence[Sketch], steps: int, schedule: str) -> tuple[np
     return start[:, 0], start[:, 1], xy[:, 0], xy[:, 1], step, which
 
 
-def _first_step_maps(sketches: Sequence[Sketch], steps: int, schedule: str, canvas: int,
-                     device: torch.device) -> torch.Tensor:
-    """``(B, canvas, canvas)`` int16: the first step index at which each pixel of each DILATED raster is inked (or T)."""
+def _line_pixels(sketches: Sequence[Sketch], steps: int, schedule: str, canvas: int,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every pixel of every Bresenham line of every sketch inside the frame: its flat index into a
+    ``(B, canvas, canvas)`` stack, and the step that first draws it."""
     to = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(device)  # noqa: E731
     x0, y0, x1, y1, step, which = map(to, _segments(sketches, steps, schedule))
 
-    # Every pixel of every segment: Bresenham's minor-axis offset after j major steps is floor((2 j d_minor + d_major)
-    # / (2 d_major)), i.e. j * d_minor / d_major rounded half up (exactly what the decision variable tracks).
+    # Bresenham's minor-axis offset after j major steps is floor((2 j d_minor + d_major) / (2 d_major)), i.e.
+    # j * d_minor / d_major rounded half up (exactly what the decision variable tracks).
     dx, dy = x1 - x0, y1 - y0
     adx, ady = dx.abs(), dy.abs()
     x_major = adx > ady
@@ -153,10 +154,15 @@ def _first_step_maps(sketches: Sequence[Sketch], steps: int, schedule: str, canv
     px = x0[seg] + torch.where(dx[seg] > 0, 1, -1) * torch.where(xm, j, off)
     py = y0[seg] + torch.where(dy[seg] > 0, 1, -1) * torch.where(xm, off, j)
     keep = (px > 0) & (py > 0) & (px < canvas) & (py < canvas)
-    flat = (which[seg] * canvas + py) * canvas + px
+    return ((which[seg] * canvas + py) * canvas + px)[keep], step[seg][keep]
 
+
+def _first_step_maps(sketches: Sequence[Sketch], steps: int, schedule: str, canvas: int,
+                     device: torch.device) -> torch.Tensor:
+    """``(B, canvas, canvas)`` int16: the first step index at which each pixel of each DILATED raster is inked (or T)."""
+    flat, step = _line_pixels(sketches, steps, schedule, canvas, device)
     first = torch.full((len(sketches) * canvas * canvas,), steps, dtype=torch.int32, device=device)
-    first.scatter_reduce_(0, flat[keep], step[seg][keep].to(torch.int32), reduce="amin")
+    first.scatter_reduce_(0, flat, step.to(torch.int32), reduce="amin")
     first = first.view(len(sketches), canvas, canvas).to(torch.int16)
     # Dilation with the 3 x 3 cross = a min-filter over the cross on the first-step map.
     out = first.clone()
@@ -165,6 +171,41 @@ def _first_step_maps(sketches: Sequence[Sketch], steps: int, schedule: str, canv
     torch.minimum(out[:, :, 1:], first[:, :, :-1], out=out[:, :, 1:])
     torch.minimum(out[:, :, :-1], first[:, :, 1:], out=out[:, :, :-1])
     return out
+
+
+def _ink_maps(sketches: Sequence[Sketch], canvas: int, device: torch.device) -> torch.Tensor:
+    """``(B, canvas, canvas)`` bool: the whole sketches, dilated with the 3 x 3 cross (``_first_step_maps`` with one
+    step, in a byte per pixel instead of four)."""
+    flat, _ = _line_pixels(sketches, 1, "points", canvas, device)
+    ink = torch.zeros(len(sketches) * canvas * canvas, dtype=torch.bool, device=device)
+    ink[flat] = True
+    ink = ink.view(len(sketches), canvas, canvas)
+    out = ink.clone()
+    out[:, 1:] |= ink[:, :-1]
+    out[:, :-1] |= ink[:, 1:]
+    out[:, :, 1:] |= ink[:, :, :-1]
+    out[:, :, :-1] |= ink[:, :, 1:]
+    return out
+
+
+def _ink_coverage(ink: torch.Tensor, size: int, canvas: int) -> torch.Tensor:
+    """``(B, size, size)`` float32: the ink share of each output pixel, bit for bit what ``F.interpolate(mode="area")``
+    gives (``_resize``) on the float rasters. Area pooling sums the 0/1 pixels of a window (an exact count in any
+    order) and divides by the window's height, then its width; the counts here come from two 0/1 matrix products."""
+    b = ink.shape[0]
+    if size > canvas:
+        return _resize(ink.float(), size, canvas)
+    if canvas % size == 0:
+        f = canvas // size  # block sums, rows then columns, in int16 (a count is at most f * f <= 2**14)
+        rows = ink.view(torch.uint8).view(b, size, f, canvas).sum(2, dtype=torch.int16)
+        return rows.view(b, size, size, f).sum(3, dtype=torch.int16).float().div_(f * f)
+    i = torch.arange(size, device=ink.device)
+    start, end = i * canvas // size, ((i + 1) * canvas + size - 1) // size  # adaptive pooling's windows
+    pixel = torch.arange(canvas, device=ink.device)
+    window = ((pixel >= start[:, None]) & (pixel < end[:, None])).float()  # (size, canvas)
+    extent = (end - start).float()
+    counts = window @ ink.float() @ window.T
+    return counts.div_(extent[:, None]).div_(extent[None, :])
 
 
 def _coverage(first: torch.Tensor, steps: int, size: int, canvas: int) -> torch.Tensor:
@@ -227,13 +268,12 @@ def progressive_rasters(sketches: Sequence[Sketch], steps: int = 20, size: int =
 
 
 def render_sketches(sketches: Sequence[Sketch], size: int = CANVAS, device: torch.device | str | None = None,
-                    chunk: int = 256) -> torch.Tensor:
+                    chunk: int = 64) -> torch.Tensor:
     """Whole sketches, batched: ``(B, size, size)`` float32 in [0, 1], ink = 1."""
     device = torch.device(device) if device is not None else torch.device("cpu")
     out = torch.empty((len(sketches), size, size), dtype=torch.float32, device=device)
     for lo in range(0, len(sketches), chunk):
-        first = _first_step_maps(sketches[lo: lo + chunk], 1, "points", CANVAS, device)
-        out[lo: lo + chunk] = _coverage(first, 1, size, CANVAS)[:, 0]
+        out[lo: lo + chunk] = _ink_coverage(_ink_maps(sketches[lo: lo + chunk], CANVAS, device), size, CANVAS)
     return out
 
 
@@ -251,10 +291,8 @@ class StrokeCanvas:
     def add_stroke(self, points: np.ndarray) -> None:
         """Add one stroke, ``(n, 2)`` absolute x, y on the frame."""
         stroke = np.column_stack([np.asarray(points, dtype=np.float64).reshape(-1, 2), np.zeros(len(points))])
-        first = _first_step_maps([Sketch.from_array(stroke)], 1, "points", self.canvas, torch.device("cpu"))
-        self.ink |= first[0] == 0
+        self.ink |= _ink_maps([Sketch.from_array(stroke)], self.canvas, torch.device("cpu"))[0]
 
     def raster(self, size: int) -> torch.Tensor:
         """``(size, size)`` float32 in [0, 1], ink = 1: :func:`render_sketches` of the strokes so far."""
-        first = torch.where(self.ink, 0, 1).to(torch.int16)[None]
-        return _coverage(first, 1, size, self.canvas)[0, 0]
+        return _ink_coverage(self.ink[None], size, self.canvas)[0]
