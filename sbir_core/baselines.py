@@ -80,16 +80,11 @@ class RankSVM:
         """Learn ``w``; with ``lam=None`` the regulariser weight is first chosen by ``select_lambda``."""
         if self.lam is None:
             self.lam = select_lambda(sketch_feats, photo_feats, positives, seed=self.seed)
-        s, p = torch.from_numpy(sketch_feats).double(), torch.from_numpy(photo_feats).double()
-        pos = torch.from_numpy(np.asarray(positives, dtype=np.int64))
-        n, m = len(pos), p.shape[0]
-        k = min(self.negatives, m - 1)
-        gen = torch.Generator().manual_seed(self.seed)
-        neg = torch.stack([torch.randperm(m - 1, generator=gen)[:k] for _ in range(n)])  # (n, k) over m - 1 others
-        neg = neg + (neg >= pos[:, None]).long()
-        d_pos = (s - p[pos]).abs()[:, None, :]  # (n, 1, D)
-        diff = ((s[:, None, :] - p[neg]).abs() - d_pos).reshape(n * k, -1)  # want w·diff >= 1
-        w = torch.ones(s.shape[1], dtype=torch.float64, requires_grad=True)
+        return self.fit_pairs(pair_differences(sketch_feats, photo_feats, positives, self.negatives, self.seed))
+
+    def fit_pairs(self, diff: torch.Tensor) -> "RankSVM":
+        """Learn ``w`` from the training pairs' ``pair_differences`` (``select_lambda`` fits every weight on one set)."""
+        w = torch.ones(diff.shape[1], dtype=torch.float64, requires_grad=True)
         opt = torch.optim.LBFGS([w], lr=1, max_iter=self.iterations, line_search_fn="strong_wolfe")
 
         def closure() -> torch.Tensor:
@@ -109,6 +104,22 @@ class RankSVM:
         s, p = torch.from_numpy(sketch_feats).double(), torch.from_numpy(photo_feats).double()
         rows = [((s[i:i + chunk, None, :] - p[None]).abs() @ self.w) for i in range(0, len(s), chunk)]
         return torch.cat(rows).numpy()
+
+
+def pair_differences(sketch_feats: np.ndarray, photo_feats: np.ndarray, positives: np.ndarray, negatives: int = 20,
+                     seed: int = 0) -> torch.Tensor:
+    """``(n * k, D)`` float64 ``|s - p-| - |s - p+|``: every sketch with its true photo against ``k = negatives``
+    photos drawn at random from the other photos (seeded); the ranking SVM wants ``w · row >= 1``."""
+    s, p = torch.from_numpy(sketch_feats).double(), torch.from_numpy(photo_feats).double()
+    pos = torch.from_numpy(np.asarray(positives, dtype=np.int64))
+    n, m = len(pos), p.shape[0]
+    k = min(negatives, m - 1)
+    gen = torch.Generator().manual_seed(seed)
+    neg = torch.stack([torch.randperm(m - 1, generator=gen)[:k] for _ in range(n)])  # (n, k) over m - 1 others
+    neg = neg + (neg >= pos[:, None]).long()
+    diff = p[neg]  # (n, k, D), then in place: one array of this size instead of four
+    diff.sub_(s[:, None, :]).abs_().sub_((s - p[pos]).abs()[:, None, :])
+    return diff.reshape(n * k, -1)
 
 
 #: The regulariser weights ``select_lambda`` chooses from; the largest keeps ``w`` at the unlearned ranking.
@@ -136,10 +147,10 @@ def select_lambda(sketch_feats: np.ndarray, photo_feats: np.ndarray, positives: 
     n_val = max(2, int(round(fraction * len(photo_feats))))
     fit_s, fit_p, fit_pos = _photo_subset(sketch_feats, photo_feats, positives, np.sort(order[n_val:]))
     val_s, val_p, val_pos = _photo_subset(sketch_feats, photo_feats, positives, np.sort(order[:n_val]))
+    diff = pair_differences(fit_s, fit_p, fit_pos, seed=seed)  # the same training pairs for every weight
     best, best_key = max(lambdas), None
     for lam in sorted(lambdas, reverse=True):
-        ranks = true_match_ranks(RankSVM(lam=lam, seed=seed).fit(fit_s, fit_p, fit_pos).distances(val_s, val_p),
-                                 val_pos)
+        ranks = true_match_ranks(RankSVM(lam=lam, seed=seed).fit_pairs(diff).distances(val_s, val_p), val_pos)
         key = (float((ranks == 1).mean()), -float(ranks.mean()))
         if best_key is None or key > best_key:
             best, best_key = lam, key
