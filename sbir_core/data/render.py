@@ -30,7 +30,7 @@ Progressive schedules (the first step is index 0, the last one is always the who
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -163,14 +163,8 @@ def _first_step_maps(sketches: Sequence[Sketch], steps: int, schedule: str, canv
     flat, step = _line_pixels(sketches, steps, schedule, canvas, device)
     first = torch.full((len(sketches) * canvas * canvas,), steps, dtype=torch.int32, device=device)
     first.scatter_reduce_(0, flat, step.to(torch.int32), reduce="amin")
-    first = first.view(len(sketches), canvas, canvas).to(torch.int16)
     # Dilation with the 3 x 3 cross = a min-filter over the cross on the first-step map.
-    out = first.clone()
-    torch.minimum(out[:, 1:], first[:, :-1], out=out[:, 1:])
-    torch.minimum(out[:, :-1], first[:, 1:], out=out[:, :-1])
-    torch.minimum(out[:, :, 1:], first[:, :, :-1], out=out[:, :, 1:])
-    torch.minimum(out[:, :, :-1], first[:, :, 1:], out=out[:, :, :-1])
-    return out
+    return _cross_filter(first.view(len(sketches), canvas, canvas).to(torch.int16), torch.minimum)
 
 
 def _ink_maps(sketches: Sequence[Sketch], canvas: int, device: torch.device) -> torch.Tensor:
@@ -179,19 +173,25 @@ def _ink_maps(sketches: Sequence[Sketch], canvas: int, device: torch.device) -> 
     flat, _ = _line_pixels(sketches, 1, "points", canvas, device)
     ink = torch.zeros(len(sketches) * canvas * canvas, dtype=torch.bool, device=device)
     ink[flat] = True
-    ink = ink.view(len(sketches), canvas, canvas)
-    out = ink.clone()
-    out[:, 1:] |= ink[:, :-1]
-    out[:, :-1] |= ink[:, 1:]
-    out[:, :, 1:] |= ink[:, :, :-1]
-    out[:, :, :-1] |= ink[:, :, 1:]
+    return _cross_filter(ink.view(len(sketches), canvas, canvas), torch.logical_or)
+
+
+def _cross_filter(maps: torch.Tensor, combine: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """``combine`` (``torch.minimum``, ``torch.logical_or``) of each pixel of ``(B, H, W)`` maps with its four
+    neighbours: the 3 x 3 cross of ``binary_dilation``."""
+    out = maps.clone()
+    combine(out[:, 1:], maps[:, :-1], out=out[:, 1:])
+    combine(out[:, :-1], maps[:, 1:], out=out[:, :-1])
+    combine(out[:, :, 1:], maps[:, :, :-1], out=out[:, :, 1:])
+    combine(out[:, :, :-1], maps[:, :, 1:], out=out[:, :, :-1])
     return out
 
 
 def _ink_coverage(ink: torch.Tensor, size: int, canvas: int) -> torch.Tensor:
     """``(B, size, size)`` float32: the ink share of each output pixel, bit for bit what ``F.interpolate(mode="area")``
     gives (``_resize``) on the float rasters. Area pooling sums the 0/1 pixels of a window (an exact count in any
-    order) and divides by the window's height, then its width; the counts here come from two 0/1 matrix products."""
+    order) and divides by the window's height, then its width; the counts here come from block sums (integer factors)
+    or two 0/1 matrix products (the overlapping windows of other factors)."""
     b = ink.shape[0]
     if size > canvas:
         return _resize(ink.float(), size, canvas)
