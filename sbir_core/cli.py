@@ -71,8 +71,10 @@ def _run_experiment_list(args: argparse.Namespace) -> int:
         if exp.data or exp.category is None:
             print(f"  --data: {exp.data or 'a collection, one dataset per category (default: the book synthetic one)'}")
         for name, pre in exp.pretrainings.items():
-            print(f"  pretraining {name!r}: synthetic {pre.collection} collection, {pre.photos} photos, "
-                  f"overrides {list(pre.overrides)}")
+            source = (f"the training splits of {', '.join(pre.datasets)}" if pre.datasets
+                      else f"synthetic {pre.collection} collection")
+            start = f", from {pre.start!r}" if pre.start else ""
+            print(f"  pretraining {name!r}: {source}{start}, {pre.photos} photos, overrides {list(pre.overrides)}")
         for claim in exp.claims:
             print(f"  claim: {claim.text} ({claim.better} > {claim.worse}, {claim.metric})")
         for name, prof in exp.profiles.items():

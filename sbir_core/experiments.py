@@ -160,14 +160,17 @@ class Variant:
 
 @dataclass(frozen=True)
 class Pretraining:
-    """Stage one: a model trained on every category of a synthetic collection (seed 0), whose weights start the
-    variants that name it. It stands in for Sketch Me That Shoe's stages (ImageNet edge maps, TU-Berlin sketches,
-    187 categories of triplets), none of which can be had here."""
+    """A pretraining stage (seed 0), whose weights start the variants (or later stages) that name it: a model trained
+    on every category of a synthetic collection, or on the training splits of real datasets, from the weights of
+    another stage (``start``). Together they stand in for Sketch Me That Shoe's stages (ImageNet edge maps, TU-Berlin
+    sketches, 187 categories of triplets) and IJCV 2020's (ImageNet, then Sketchy), none of which can be had here."""
 
     overrides: tuple[str, ...]
-    collection: str = "full"  # the synthetic profile
+    collection: str = "full"  # the synthetic profile; unused when ``datasets`` are given
     photos: str = "rgb"
     seed: int = 0
+    datasets: tuple[str, ...] = ()  # dataset folders under the data root (``--data``): their training splits together
+    start: str | None = None  # another pretraining of the experiment, whose weights start this one (model.init)
 
     def __post_init__(self) -> None:
         _check_choice("photos", self.photos, PHOTOS)
@@ -194,12 +197,13 @@ _CHAPTER = Profile(("train.epochs=4",), 300, (0, 1, 2))
 _FULL = Profile((), None, tuple(range(10)))
 
 _REAL = Profile((), None, (0, 1, 2))
-CHAIR_V2, SHOE_V1 = "qmul/ChairV2", "qmul-v1/shoes"
+CHAIR_V2, SHOE_V1, CHAIR_V1 = "qmul/ChairV2", "qmul-v1/shoes", "qmul-v1/chairs"
 _DSSA = ("model.name=attention-fusion", "loss.name=holef", 'model.options={"at": "conv5"}')  # as chapter 03's runs
 # `pretraining-long`'s training on the real data: 40 epochs on Chair-V2, 80 on Shoe-V1 (a third of the sketches), the
 # learning rate decayed to zero
 _LONG_CHAIR = ("train.epochs=40", "train.schedule=cosine")
 _LONG_SHOE = ("train.epochs=80", "train.schedule=cosine")
+_SECOND_STAGE = ("train.schedule=cosine", "train.eval_every=1")  # `pretraining-sketches`' stage on real sketches
 
 
 def _adaptive(where: str, shots: int = 5) -> dict[str, Variant]:
@@ -317,6 +321,38 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
         {"cpu": _REAL}, preset="real-cpu", data=f"a folder holding {CHAIR_V2} and {SHOE_V1} (data/README.md)",
         pretrainings={"synthetic, edge maps, 8 epochs": Pretraining(("train.epochs=8", "train.eval_every=1"),
                                                                     photos="edges")}),
+    # IJCV 2020 pretrains on Sketchy's real sketches before QMUL; here the real sketches at hand are the other QMUL
+    # datasets' training splits (never a test split; IJCV Sec. 3.2 removed the photos Chair-V1 and Chair-V2 share). A
+    # second stage on them, after `pretraining`'s 3-epoch synthetic stage, about 16k sketches of training each (30
+    # epochs of 504, 15 of 1152); the fine-tuning is `pretraining-long`'s, the same for both starts.
+    Experiment(
+        "pretraining-sketches", "Triplet SN pretrained on the synthetic benchmark, then on the real sketches of the "
+        "other QMUL datasets, fine-tuned on QMUL-Chair-V2 and QMUL-Shoe-V1, against the synthetic stage alone and HOG "
+        "+ rankSVM (IJCV 2020 Sec. 4.4: ImageNet, then Sketchy, then QMUL)",
+        {"Chair-V2: HOG + rankSVM": Variant(dataset=CHAIR_V2, method="hog-ranksvm"),
+         "Chair-V2: synthetic": Variant(_LONG_CHAIR, CHAIR_V2, "edges", "synthetic, edge maps"),
+         "Chair-V2: synthetic, then real sketches": Variant(_LONG_CHAIR, CHAIR_V2, "edges",
+                                                            "then Shoe-V1 and Chair-V1"),
+         "Shoe-V1: HOG + rankSVM": Variant(dataset=SHOE_V1, method="hog-ranksvm"),
+         "Shoe-V1: synthetic": Variant(_LONG_SHOE, SHOE_V1, "edges", "synthetic, edge maps"),
+         "Shoe-V1: synthetic, then real sketches": Variant(_LONG_SHOE, SHOE_V1, "edges", "then Chair-V2 and Chair-V1")},
+        (Claim("real sketches improve on the synthetic stage alone (Chair-V2)",
+               "Chair-V2: synthetic, then real sketches", "Chair-V2: synthetic"),
+         Claim("real sketches improve on the synthetic stage alone (Shoe-V1)",
+               "Shoe-V1: synthetic, then real sketches", "Shoe-V1: synthetic"),
+         Claim("two-stage Triplet SN beats HOG + rankSVM (Chair-V2)", "Chair-V2: synthetic, then real sketches",
+               "Chair-V2: HOG + rankSVM"),
+         Claim("two-stage Triplet SN beats HOG + rankSVM (Shoe-V1)", "Shoe-V1: synthetic, then real sketches",
+               "Shoe-V1: HOG + rankSVM")),
+        {"cpu": _REAL}, preset="real-cpu",
+        data=f"a folder holding {CHAIR_V2}, {SHOE_V1} and {CHAIR_V1} (data/README.md)",
+        pretrainings={"synthetic, edge maps": Pretraining(("train.epochs=3", "train.eval_every=1"), photos="edges"),
+                      "then Shoe-V1 and Chair-V1": Pretraining(_SECOND_STAGE + ("train.epochs=30",), photos="edges",
+                                                               datasets=(SHOE_V1, CHAIR_V1),
+                                                               start="synthetic, edge maps"),
+                      "then Chair-V2 and Chair-V1": Pretraining(_SECOND_STAGE + ("train.epochs=15",), photos="edges",
+                                                                datasets=(CHAIR_V2, CHAIR_V1),
+                                                                start="synthetic, edge maps")}),
     # Chapter 05's real-data run over seeds: each seed's Triplet SN from scratch (the pretraining study's budget, so
     # the two share models through the run cache), then that seed's policy on its frozen features, 10 RL epochs.
     Experiment(
@@ -481,8 +517,9 @@ def _attention_hits(model: SBIRModel, cfg: RunConfig, data: FGSBIRData, test: Sp
 
 @dataclass(frozen=True)
 class PretrainJob:
-    """Stage one of staged pretraining: train on the training photos of every category of a synthetic collection
-    (through the run cache), then write the weights (``<path>`` with ``.pt``) and a summary (``path``)."""
+    """A stage of staged pretraining: train (through the run cache) on the training photos of every category of a
+    synthetic collection, or of the real ``datasets`` under ``data_root``, from ``init`` if given; then write the
+    weights (``<path>`` with ``.pt``) and a summary (``path``)."""
 
     experiment: str
     variant: str  # the pretraining's name
@@ -493,6 +530,8 @@ class PretrainJob:
     photos: str
     device: str
     path: str
+    datasets: tuple[str, ...] = ()  # folders: real training splits instead of the synthetic collection
+    init: str | None = None  # the weights of an earlier stage (model.init)
 
     @property
     def weights(self) -> str:
@@ -501,15 +540,21 @@ class PretrainJob:
     def run(self) -> dict[str, Any]:
         start = time.perf_counter()
         device = get_device(self.device)
-        cfg = _config(self.preset, self.overrides, self.seed, device)
-        categories = load_collection(ensure_synthetic(self.collection, 0))
-        train = SplitTensors.concat([_tensors(d, "train", cfg.train.data_size, self.photos)
-                                     for d in categories.values()])
+        cfg = _config(self.preset, [*self.overrides, *([f"model.init={self.init}"] if self.init else [])], self.seed,
+                      device)
+        if self.datasets:  # QMUL-V1's annotated triplets are not used: each sketch's own photo is its positive
+            parts = {Path(d).name: load_dataset(d) for d in self.datasets}
+            source = f"the training splits of {', '.join(self.datasets)}"
+        else:
+            parts = load_collection(ensure_synthetic(self.collection, 0))
+            source = f"synthetic {self.collection}, seed 0"
+        train = SplitTensors.concat([replace(_tensors(d, "train", cfg.train.data_size, self.photos), triplets=None)
+                                     for d in parts.values()])
         result = cached_fit(cfg, train, device=device, progress=False)
         with atomic_path(self.weights) as tmp:
             torch.save(cpu_weights(result.model, result.loss), tmp)
         out = {"pretraining": self.variant, "seed": self.seed, "config": cfg.to_dict(), "photos": self.photos,
-               "collection": f"synthetic {self.collection}, seed 0", "categories": list(categories),
+               "collection": source, "categories": list(parts),
                "train_sketches": len(train), "train_photos": train.n_photos, "best": result.best,
                "weights": self.weights, "cached": result.cached, "train_time_s": result.wall_time_s,
                "job_time_s": time.perf_counter() - start, "device": device_description(device, cfg.train.num_threads)}
@@ -524,12 +569,27 @@ def _experiment(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
-def plan_pretraining(name: str, out: str | os.PathLike, device: str = "auto") -> list[PretrainJob]:
-    """The pretraining jobs of experiment ``name`` (none for most), which :func:`plan`'s jobs may start from."""
+def plan_pretraining(name: str, out: str | os.PathLike, device: str = "auto",
+                     data_root: str | os.PathLike | None = None) -> list[PretrainJob]:
+    """The pretraining jobs of experiment ``name`` (none for most), which :func:`plan`'s jobs, or later stages, may
+    start from; stages on real datasets read them under ``data_root``."""
     exp = _experiment(name)
-    return [PretrainJob(name, pre, p.seed, exp.preset, p.overrides, p.collection, p.photos, device,
-                        str(Path(out) / "pretrained" / f"{_slug(pre)}__seed{p.seed}.json"))
-            for pre, p in exp.pretrainings.items()]
+    paths = {pre: str(Path(out) / "pretrained" / f"{_slug(pre)}__seed{p.seed}.json")
+             for pre, p in exp.pretrainings.items()}
+    jobs = []
+    for pre, p in exp.pretrainings.items():
+        if p.start is not None and p.start not in paths:
+            raise ConfigError("start", f"{pre!r} starts from {p.start!r}, which is not one of {', '.join(paths)}")
+        if p.datasets and data_root is None:
+            raise ConfigError("--data", f"experiment {name} needs --data: {exp.data}")
+        folders = tuple(str(Path(str(data_root)) / d) for d in p.datasets)
+        for folder in folders:
+            if not Path(folder).is_dir():
+                raise DataError(f"dataset folder of pretraining {pre!r} not found", folder)
+        init = str(Path(paths[p.start]).with_suffix(".pt")) if p.start else None
+        jobs.append(PretrainJob(name, pre, p.seed, exp.preset, p.overrides, p.collection, p.photos, device,
+                                paths[pre], folders, init))
+    return jobs
 
 
 def plan(name: str, profile: str, out: str | os.PathLike, seeds: Sequence[int] | None = None,
@@ -543,7 +603,7 @@ def plan(name: str, profile: str, out: str | os.PathLike, seeds: Sequence[int] |
         if exp.data is not None:
             raise ConfigError("--data", f"experiment {name} needs --data: {exp.data}")
         data_root = ensure_synthetic("book", 0) / (exp.category or "")
-    weights = {job.variant: job.weights for job in plan_pretraining(name, out, device)}
+    weights = {job.variant: job.weights for job in plan_pretraining(name, out, device, data_root)}
     jobs = []
     for variant, v in exp.variants.items():
         folder = Path(data_root) / v.dataset if v.dataset else Path(data_root)
@@ -691,20 +751,38 @@ def run_experiment(name: str, profile: str | None = None, out: str | os.PathLike
                    seeds: Sequence[int] | None = None, data_root: str | os.PathLike | None = None,
                    device: str = "auto", executor: str = "auto", workers: int | None = None,
                    command: str | None = None) -> dict[str, Any]:
-    """Plan, run what is missing (the pretrainings and the jobs that need none side by side, then the jobs that start
-    from a pretraining), and write ``<out>/record.json`` (default:
+    """Plan, run what is missing in waves (the first pretrainings and the jobs that need none side by side, then
+    whatever starts from the weights of the wave before), and write ``<out>/record.json`` (default:
     ``runs/experiments/<name>-<profile>``). ``profile`` defaults to the experiment's first."""
     if profile is None:
         profile = next(iter(_experiment(name).profiles))
     out = Path(out) if out is not None else ROOT / "runs" / "experiments" / f"{name}-{profile}"
-    jobs, pretrained = plan(name, profile, out, seeds, data_root, device), plan_pretraining(name, out, device)
+    jobs = plan(name, profile, out, seeds, data_root, device)
+    pretrained = plan_pretraining(name, out, device, data_root)
     start, commit = time.perf_counter(), git_commit()  # the code the jobs run
-    ran = run_jobs([*pretrained, *[job for job in jobs if job.init is None]], out, executor, workers)  # side by side
-    ran += run_jobs([job for job in jobs if job.init is not None], out, executor, workers)  # after their pretraining
+    ran = [done for wave in _waves(pretrained, jobs) for done in run_jobs(wave, out, executor, workers)]
     record = summarise(name, jobs, time.perf_counter() - start, command, commit, pretrained, len(ran))
     with atomic_path(out / "record.json") as tmp:
         tmp.write_text(json.dumps(record, indent=1))
     return record
+
+
+def _waves(pretrained: Sequence[PretrainJob], jobs: Sequence[Job]) -> list[list[Job | PretrainJob]]:
+    """The jobs in the order they can run: each one wave after the pretraining whose weights start it (``init``),
+    those that start from none in the first."""
+    wave: dict[str | None, int] = {None: -1}  # the wave whose weights start a job, by the weights' path
+    todo = list(pretrained)
+    while todo:
+        ready = [p for p in todo if p.init in wave]
+        if not ready:
+            raise ConfigError("start", f"pretrainings start from each other: {', '.join(p.variant for p in todo)}")
+        for p in ready:
+            wave[p.weights] = wave[p.init] + 1
+            todo.remove(p)
+    waves: dict[int, list[Job | PretrainJob]] = {}
+    for job in [*pretrained, *jobs]:
+        waves.setdefault(wave[job.init] + 1, []).append(job)
+    return [waves[n] for n in sorted(waves)]
 
 
 _PLURAL = {"sketch": "sketches", "photo": "photos"}

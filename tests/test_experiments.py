@@ -19,15 +19,18 @@ TINY = Experiment("tiny", "two variants, a few photos, one epoch",
                   (Claim("Full improves on Base", "Full", "Base"),),
                   {"tiny": Profile(("train.epochs=1",), 16, (0, 1))})
 # Staged pretraining in miniature: pretrain on every category of the tiny synthetic collection (edge-map photos),
-# fine-tune on its chair folder, against HOG + rankSVM.
+# then (a second stage) on the training split of its shoe folder, fine-tune on its chair folder, against HOG + rankSVM.
 STAGED = Experiment("staged", "pretrained against from scratch and HOG + rankSVM",
                     {"HOG": Variant(dataset="chair", method="hog-ranksvm"),
                      "scratch": Variant(dataset="chair"),
-                     "pretrained": Variant(dataset="chair", photos="edges", pretrained="tiny synthetic")},
+                     "pretrained": Variant(dataset="chair", photos="edges", pretrained="tiny synthetic"),
+                     "two stages": Variant(dataset="chair", photos="edges", pretrained="then shoes")},
                     (Claim("pretraining helps", "pretrained", "scratch"), Claim("beats HOG", "pretrained", "HOG")),
                     {"tiny": Profile(("train.epochs=1", "train.batch_size=4"), None, (0,))},
                     data="a synthetic collection", pretrainings={
-                        "tiny synthetic": Pretraining(("train.epochs=1",), collection="tiny", photos="edges")})
+                        "tiny synthetic": Pretraining(("train.epochs=1",), collection="tiny", photos="edges"),
+                        "then shoes": Pretraining(("train.epochs=1", "train.batch_size=4"), photos="edges",
+                                                  datasets=("shoe",), start="tiny synthetic")})
 
 
 @pytest.fixture()
@@ -40,8 +43,8 @@ def tiny(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def real_root(tmp_path: Path) -> Path:
-    """An empty stand-in for ``--data`` of the real-data studies: the Chair-V2 and Shoe-V1 folders they plan over."""
-    for folder in (experiments.CHAIR_V2, experiments.SHOE_V1):
+    """An empty stand-in for ``--data`` of the real-data studies: the QMUL folders they plan over."""
+    for folder in (experiments.CHAIR_V2, experiments.SHOE_V1, experiments.CHAIR_V1):
         (tmp_path / folder).mkdir(parents=True)
     return tmp_path
 
@@ -116,20 +119,26 @@ def test_staged_pretraining_starts_fine_tuning_from_its_weights(tiny: Path) -> N
     root = ensure_synthetic("tiny", 0)
     with pytest.raises(ConfigError, match="--data: experiment staged needs --data: a synthetic collection"):
         plan("staged", "tiny", tiny)
-    with pytest.raises(DataError, match="dataset folder of 'HOG' not found"):
+    with pytest.raises(DataError, match="nowhere/shoe: dataset folder of pretraining 'then shoes' not found"):
         plan("staged", "tiny", tiny, data_root=tiny / "nowhere")
     with pytest.raises(ConfigError, match="photos: 'edge' is not one of rgb, edges"):
         Variant(photos="edge")
     with pytest.raises(ConfigError, match="method: hog-ranksvm trains no network"):
         Variant(("train.epochs=3",), method="hog-ranksvm")
+    with pytest.raises(ConfigError, match="--data: experiment staged needs --data: a synthetic collection"):
+        plan_pretraining("staged", tiny)  # its second stage reads a dataset folder
     jobs = plan("staged", "tiny", tiny, data_root=root)
-    (pre,) = plan_pretraining("staged", tiny)
-    assert [j.method for j in jobs] == ["hog-ranksvm", "train", "train"]
+    pre, then = plan_pretraining("staged", tiny, data_root=root)
+    assert [j.method for j in jobs] == ["hog-ranksvm", "train", "train", "train"]
     assert jobs[2].init == pre.weights and jobs[1].init is None and jobs[2].photos == "edges"
+    assert then.init == pre.weights and jobs[3].init == then.weights and then.datasets == (str(root / "shoe"),)
     record = run_experiment("staged", "tiny", tiny, data_root=root, executor="debug")
-    stage_one = record["pretrainings"]["tiny synthetic"]
+    stage_one, stage_two = record["pretrainings"]["tiny synthetic"], record["pretrainings"]["then shoes"]
     assert stage_one["photos"] == "edges" and len(stage_one["categories"]) == 12 and stage_one["train_sketches"] > 150
+    assert stage_two["categories"] == ["shoe"] and stage_two["config"]["model"]["init"] == pre.weights
+    assert 0 < stage_two["train_sketches"] < stage_one["train_sketches"] / 6
     assert record["configs"]["pretrained"]["model"]["init"] == pre.weights
+    assert record["configs"]["two stages"]["model"]["init"] == then.weights
     assert record["configs"]["scratch"]["model"]["init"] is None
     assert record["configs"]["HOG"]["method"] == "dense HOG + rankSVM"
     assert {c["verdict"] for c in record["claims"]} <= {"reproduced", "contradicted", "not resolved"}
@@ -143,7 +152,21 @@ def test_jobs_that_need_no_pretraining_run_beside_it(tiny: Path, monkeypatch: py
     monkeypatch.setattr(experiments, "run_jobs", lambda jobs, *a, **k: batches.append([j.variant for j in jobs]) or [])
     monkeypatch.setattr(experiments, "summarise", lambda *a, **k: {})
     run_experiment("staged", "tiny", tiny, data_root=ensure_synthetic("tiny", 0), executor="debug")
-    assert batches == [["tiny synthetic", "HOG", "scratch"], ["pretrained"]]
+    assert batches == [["tiny synthetic", "HOG", "scratch"], ["then shoes", "pretrained"], ["two stages"]]
+
+
+def test_pretraining_stages_must_name_a_stage_and_not_start_from_each_other(tiny: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    stage = Pretraining(("train.epochs=1",), start="nowhere")
+    monkeypatch.setitem(experiments.EXPERIMENTS, "staged", replace(STAGED, pretrainings={"a": stage}))
+    with pytest.raises(ConfigError, match="start: 'a' starts from 'nowhere', which is not one of a"):
+        plan_pretraining("staged", tiny)
+    loop = {"a": replace(stage, start="b"), "b": replace(stage, start="a")}
+    monkeypatch.setitem(experiments.EXPERIMENTS, "staged", replace(STAGED, pretrainings=loop))
+    with pytest.raises(ConfigError, match="start: pretrainings start from each other: a, b"):
+        experiments._waves(plan_pretraining("staged", tiny), [])
 
 
 def test_dssa_pretraining_study_plans_the_full_model(real_root: Path) -> None:
@@ -166,6 +189,22 @@ def test_long_pretraining_study_gives_both_starts_the_same_budget(real_root: Pat
         assert scratch == pretrained and len(scratch) == 1 and "train.schedule=cosine" in scratch.pop()
     assert {j.variant for j in jobs if j.init == pre.weights} == {"Chair-V2: pretrained, edge maps",
                                                                   "Shoe-V1: pretrained, edge maps"}
+
+
+def test_real_sketch_stage_never_trains_on_the_dataset_it_is_tested_on(real_root: Path) -> None:
+    jobs = plan("pretraining-sketches", "cpu", real_root / "out", data_root=real_root)
+    synthetic, *second = plan_pretraining("pretraining-sketches", real_root / "out", data_root=real_root)
+    assert synthetic.init is None and not synthetic.datasets and "train.epochs=3" in synthetic.overrides
+    for dataset, folder in (("Chair-V2", experiments.CHAIR_V2), ("Shoe-V1", experiments.SHOE_V1)):
+        one, two = (next(j for j in jobs if j.variant == f"{dataset}: {arm}" and j.seed == 0)
+                    for arm in ("synthetic", "synthetic, then real sketches"))
+        stage = next(p for p in second if p.weights == two.init)
+        assert one.init == synthetic.weights and stage.init == synthetic.weights and one.overrides == two.overrides
+        assert str(real_root / folder) not in stage.datasets and len(stage.datasets) == 2
+    assert [len(w) for w in experiments._waves([synthetic, *second], jobs)] == [7, 8, 6]  # with HOG; 2 stages, 6; 6
+    (real_root / experiments.CHAIR_V1).rmdir()
+    with pytest.raises(DataError, match="qmul-v1/chairs: dataset folder of pretraining 'then Shoe-V1 and Chair-V1'"):
+        plan_pretraining("pretraining-sketches", real_root / "out", data_root=real_root)
 
 
 def test_onthefly_variants_rank_partial_sketches_and_claims_read_m_at_a(tiny: Path,
