@@ -107,6 +107,8 @@ def test_cli_lists_and_refuses_an_unknown_experiment(capsys: pytest.CaptureFixtu
     assert main(["experiment", "list"]) == 0
     out = capsys.readouterr().out
     assert "ijcv-table4" in out and "claim: HOLEF improves on Euclidean" in out
+    assert ("pretraining 'then Chair-V2 and Chair-V1': the training splits of qmul/ChairV2, qmul-v1/chairs, from "
+            "'synthetic, edge maps', edges photos") in out
     assert main(["experiment", "run", "nope"]) == 2
     assert "sbir: error: experiment: 'nope' is not one of" in capsys.readouterr().err
     assert main(["experiment", "run", "pretraining"]) == 2  # its first profile, cpu; real data it must be given
