@@ -569,6 +569,15 @@ def _experiment(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
+def _dataset_folder(data_root: Path, dataset: str | None, reader: str) -> Path:
+    """``dataset`` under the data root (None: the root itself), which must be a folder; ``reader`` names what reads
+    it, for the error."""
+    folder = data_root / dataset if dataset else data_root
+    if not folder.is_dir():
+        raise DataError(f"dataset folder of {reader} not found", folder)
+    return folder
+
+
 def plan_pretraining(name: str, out: str | os.PathLike, device: str = "auto",
                      data_root: str | os.PathLike | None = None) -> list[PretrainJob]:
     """The pretraining jobs of experiment ``name`` (none for most), which :func:`plan`'s jobs, or later stages, may
@@ -582,10 +591,7 @@ def plan_pretraining(name: str, out: str | os.PathLike, device: str = "auto",
             raise ConfigError("start", f"{pre!r} starts from {p.start!r}, which is not one of {', '.join(paths)}")
         if p.datasets and data_root is None:
             raise ConfigError("--data", f"experiment {name} needs --data: {exp.data}")
-        folders = tuple(str(Path(str(data_root)) / d) for d in p.datasets)
-        for folder in folders:
-            if not Path(folder).is_dir():
-                raise DataError(f"dataset folder of pretraining {pre!r} not found", folder)
+        folders = tuple(str(_dataset_folder(Path(str(data_root)), d, f"pretraining {pre!r}")) for d in p.datasets)
         init = str(Path(paths[p.start]).with_suffix(".pt")) if p.start else None
         jobs.append(PretrainJob(name, pre, p.seed, exp.preset, p.overrides, p.collection, p.photos, device,
                                 paths[pre], folders, init))
@@ -606,9 +612,7 @@ def plan(name: str, profile: str, out: str | os.PathLike, seeds: Sequence[int] |
     weights = {job.variant: job.weights for job in plan_pretraining(name, out, device, data_root)}
     jobs = []
     for variant, v in exp.variants.items():
-        folder = Path(data_root) / v.dataset if v.dataset else Path(data_root)
-        if not folder.is_dir():
-            raise DataError(f"dataset folder of {variant!r} not found", folder)
+        folder = _dataset_folder(Path(data_root), v.dataset, repr(variant))
         for seed in prof.seeds if seeds is None else seeds:
             jobs.append(Job(name, variant, seed, exp.preset, (*prof.overrides, *v.overrides), prof.train_photos,
                             str(folder), device, str(Path(out) / "jobs" / f"{_slug(variant)}__seed{seed}.json"),

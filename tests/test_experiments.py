@@ -123,6 +123,8 @@ def test_staged_pretraining_starts_fine_tuning_from_its_weights(tiny: Path) -> N
         plan("staged", "tiny", tiny)
     with pytest.raises(DataError, match="nowhere/shoe: dataset folder of pretraining 'then shoes' not found"):
         plan("staged", "tiny", tiny, data_root=tiny / "nowhere")
+    with pytest.raises(DataError, match="nowhere: dataset folder of 'Base' not found"):
+        plan("tiny", "tiny", tiny, data_root=tiny / "nowhere")
     with pytest.raises(ConfigError, match="photos: 'edge' is not one of rgb, edges"):
         Variant(photos="edge")
     with pytest.raises(ConfigError, match="method: hog-ranksvm trains no network"):
