@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sbir_core import experiments
 from sbir_core.cli import main
@@ -209,6 +210,22 @@ def test_real_sketch_stage_never_trains_on_the_dataset_it_is_tested_on(real_root
     (real_root / experiments.CHAIR_V1).rmdir()
     with pytest.raises(DataError, match="qmul-v1/chairs: dataset folder of pretraining 'then Shoe-V1 and Chair-V1'"):
         plan_pretraining("pretraining-sketches", real_root / "out", data_root=real_root)
+
+
+def test_input_size_study_shares_its_112_px_arms_with_the_real_sketch_study(real_root: Path) -> None:
+    jobs = {(j.variant, j.seed): j for j in plan("pretraining-225", "cpu", real_root / "out", data_root=real_root)}
+    small, large = plan_pretraining("pretraining-225", real_root / "out")
+    sketches = {(j.variant, j.seed): j for j in plan("pretraining-sketches", "cpu", real_root / "out",
+                                                     data_root=real_root)}
+    (shared,) = (p for p in plan_pretraining("pretraining-sketches", real_root / "out", data_root=real_root)
+                 if p.variant == small.variant)
+    assert small.overrides == shared.overrides and large.overrides == (*experiments._PAPER_SIZE, *small.overrides)
+    for dataset in ("Chair-V2", "Shoe-V1"):
+        one, two = jobs[f"{dataset}: 112 px", 1], jobs[f"{dataset}: 225 px", 1]
+        assert one.overrides == sketches[f"{dataset}: synthetic", 1].overrides and one.init == small.weights
+        assert two.overrides == (*experiments._PAPER_SIZE, *one.overrides) and two.init == large.weights
+    cfg = experiments._config("real-cpu", large.overrides, 0, torch.device("cpu"))
+    assert (cfg.model.input_size, cfg.train.data_size) == (225, 256)
 
 
 def test_onthefly_variants_rank_partial_sketches_and_claims_read_m_at_a(tiny: Path,
