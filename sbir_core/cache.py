@@ -2,7 +2,8 @@
 
 ``cached_fit(cfg, train)`` is ``fit(cfg, train)`` behind a cache keyed by everything that determines the trained
 weights: the run configuration, a fingerprint of the training tensors (every byte of the sketches, photos and
-labels), the bytes of the weights it starts from (``model.init``), the source of the training code
+labels), the tensors of the weights it starts from (``model.init``: names, shapes and values, not the file's bytes,
+which carry the temporary name it was written under), the source of the training code
 (``TRAINING_CODE``), the torch version, the device type and, on the CPU, the kernel set and thread count (each takes
 another float path). Chapter 04's Euclidean runs are chapter 03's Full runs, and later chapters load chapter 02's
 model, in ``make book`` and in ``make test`` alike.
@@ -10,7 +11,9 @@ model, in ``make book`` and in ``make test`` alike.
 An entry is a folder ``<cache>/<key>/`` with ``weights.pt`` (the selected weights of the model and the loss),
 ``run.json`` (history, selected epoch, training time, the key's parts) and ``checksums.json`` (SHA-256 of both). It is
 written to a temporary folder and renamed into place, so a crash leaves no half entry. An entry whose files are
-missing, truncated or fail their checksum is reported in one line on stderr and retrained; it is never used.
+missing, truncated or fail their checksum is reported in one line on stderr and retrained; it is never used. A run
+being trained checkpoints every epoch in ``<cache>/.<key>.partial/`` (``fit``'s run folder), so a stopped run (a job
+killed, a machine gone) resumes at its last epoch, to the same model; its training time counts the earlier epochs.
 
 ``cached_fit_many(cfgs, train)`` does the same for a list of runs (a chapter's variants and seeds): on the CPU the
 runs not cached yet train side by side, one process and one thread each.
@@ -33,8 +36,8 @@ from typing import Any, Sequence
 import torch
 
 from sbir_core.config import RunConfig, override
-from sbir_core.runtime import get_device, map_in_processes, usable_cpus
-from sbir_core.train import SplitTensors, TrainResult, cpu_weights, fit, with_weights
+from sbir_core.runtime import atomic_path, get_device, map_in_processes, usable_cpus
+from sbir_core.train import CHECKPOINT, CONFIG, LOG, SplitTensors, TrainResult, cpu_weights, fit, with_weights
 
 #: The package sources that decide what training produces (relative to ``sbir_core/``).
 TRAINING_CODE = ("train.py", "config.py", "losses.py", "runtime.py", "models")
@@ -62,6 +65,21 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def weights_fingerprint(path: Path) -> str:
+    """SHA-256 of the ``"model"`` tensors that ``load_init`` copies from ``path``: their names, dtypes, shapes and
+    values. A file that does not load is keyed by its bytes; ``fit`` then says what is wrong with it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    except Exception:
+        return _sha256(path)
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        digest.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def code_version() -> str:
     """SHA-256 of the training code's sources (``TRAINING_CODE``)."""
     digest = hashlib.sha256()
@@ -86,8 +104,10 @@ def data_fingerprint(data: SplitTensors) -> str:
 def cache_key(cfg: RunConfig, data: SplitTensors, device: torch.device) -> tuple[str, dict[str, Any]]:
     """The entry name and the parts it is made of."""
     threads = cfg.train.num_threads or torch.get_num_threads()
-    parts = {"config": cfg.to_dict(), "data": data_fingerprint(data), "code": code_version(),
-             "init": _sha256(Path(cfg.model.init)) if cfg.model.init else None,  # the pretrained weights' bytes
+    config = cfg.to_dict()
+    config["model"]["init"] = None  # the weights it names are keyed by their tensors: any path to them, one model
+    parts = {"config": config, "data": data_fingerprint(data), "code": code_version(),
+             "init": weights_fingerprint(Path(cfg.model.init)) if cfg.model.init else None,
              "torch": torch.__version__, "device": device.type,
              # the float path: another kernel set (ATEN_CPU_CAPABILITY) or thread count trains another model
              "kernels": torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else torch.version.cuda,
@@ -135,7 +155,7 @@ def _store(entry: Path, result: TrainResult, parts: dict[str, Any]) -> None:
 
 def cached_fit(cfg: RunConfig, train: SplitTensors, device: str | torch.device = "auto",
                progress: bool = True) -> TrainResult:
-    """``fit(cfg, train)`` (no run folder), or the stored result of the same training; see the module docstring."""
+    """``fit(cfg, train)``, or the stored result of the same training; see the module docstring."""
     device = get_device(device) if not isinstance(device, torch.device) else device
     root = cache_dir()
     if root is None:
@@ -151,9 +171,37 @@ def _cached_fit(root: Path, cfg: RunConfig, train: SplitTensors, device: torch.d
         if problem is None:
             return _load(entry, cfg, device)
         print(f"run cache: {entry}: damaged ({problem}); retraining", file=sys.stderr)
-    result = fit(cfg, train, device=device, progress=progress)
+    partial = root / f".{key}.partial"  # fit's checkpoint after every epoch: a stopped run resumes there
+    _same_start(partial, cfg)
+    done = _restored_time(partial)
+    result = fit(cfg, train, partial, device=device, progress=progress)
+    result = replace(result, wall_time_s=done + result.wall_time_s, out_dir=None)
     _store(entry, result, parts)
+    shutil.rmtree(partial)
     return result
+
+
+def _same_start(partial: Path, cfg: RunConfig) -> None:
+    """Point a stopped run's ``config.json`` at ``cfg.model.init``: the key holds the tensors it starts from, so the
+    same weights under another path (another experiment's folder) continue the same run."""
+    path = partial / CONFIG
+    try:
+        saved = json.loads(path.read_text())
+        if saved["model"]["init"] == cfg.model.init:
+            return
+        saved["model"]["init"] = cfg.model.init
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or not a configuration: fit says which
+        return
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+
+
+def _restored_time(partial: Path) -> float:
+    """The training time of the epochs an interrupted run already did (their ``epoch_time_s``; 0 for a new run)."""
+    log = partial / LOG
+    if not (partial / CHECKPOINT).exists() or not log.exists():
+        return 0.0
+    return float(sum(json.loads(line)["epoch_time_s"] for line in log.read_text().splitlines() if line.strip()))
 
 
 def _train_job(root: Path, cfg: RunConfig, train: SplitTensors) -> None:

@@ -356,8 +356,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                                                                 start="synthetic, edge maps")}),
     # Sketch Me That Shoe's input size: Sketch-a-Net at 225 px crops of 256 px images (a 7x7 pool5 map) against the
     # real-cpu preset's 112 of 128 (2x2), each with its own 3-epoch edge-map stage and `pretraining-long`'s fine-tuning;
-    # the 112 px arms are `pretraining-sketches`' "synthetic" ones (the run cache shares them). About six times the
-    # compute of a 112 px run.
+    # the 112 px arms are `pretraining-sketches`' "synthetic" ones, retrained here. A 225 px run takes about six
+    # times the compute of a 112 px one.
     Experiment(
         "pretraining-225", "Triplet SN at Sketch Me That Shoe's input size (225 px) against 112 px, each pretrained on "
         "the synthetic benchmark and fine-tuned on QMUL-Chair-V2 and QMUL-Shoe-V1, and against HOG + rankSVM",

@@ -10,7 +10,8 @@ from sbir_core import cache
 from sbir_core.compare import Verdict
 from sbir_core.config import override
 from sbir_core.record import Record, RecordMismatch
-from sbir_core.train import SplitTensors
+from sbir_core.runtime import atomic_path
+from sbir_core.train import SplitTensors, cpu_weights, fit, read_log
 from test_train import FakeSplit, tiny_config
 
 
@@ -171,6 +172,30 @@ def test_cached_fit_many_trains_side_by_side_as_one_thread_runs(tmp_path, monkey
         assert [r["train_loss"] for r in a_run.history] == [r["train_loss"] for r in b_run.history]
 
 
+def test_a_stopped_cached_run_resumes_from_its_last_epoch_to_the_same_model(tmp_path, monkeypatch, data):
+    cfg = tiny_config(**{"train.epochs": "3"})
+    monkeypatch.setenv("SBIR_CACHE", "off")
+    whole = cache.cached_fit(cfg, data, device="cpu", progress=False)
+    monkeypatch.setenv("SBIR_CACHE", str(tmp_path / "cache"))
+    partial = tmp_path / "cache" / f".{cache.cache_key(cfg, data, torch.device('cpu'))[0]}.partial"
+    fit(cfg, data, partial, device="cpu", stop_after=2, progress=False)  # a run stopped after two of three epochs
+    resumed = cache.cached_fit(cfg, data, device="cpu", progress=False)
+    assert not partial.exists() and [r["epoch"] for r in resumed.history] == [1, 2, 3]
+    assert resumed.wall_time_s >= sum(r["epoch_time_s"] for r in resumed.history[:2])
+    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    # stopped when starting from weights under one path, continued from the same weights under another
+    start, moved = tmp_path / "start.pt", tmp_path / "moved.pt"
+    for path in (start, moved):
+        torch.save(cpu_weights(whole.model, whole.loss), path)
+    one, two = (tiny_config(**{"train.epochs": "3", "model.init": str(p)}) for p in (start, moved))
+    partial = tmp_path / "cache" / f".{cache.cache_key(one, data, torch.device('cpu'))[0]}.partial"
+    fit(one, data, partial, device="cpu", stop_after=1, progress=False)
+    first = read_log(partial)[0]
+    again = cache.cached_fit(two, data, device="cpu", progress=False)
+    assert not partial.exists() and len(again.history) == 3 and again.history[0] == first  # resumed, not retrained
+
+
 def test_cache_key_covers_the_weights_a_run_starts_from(tmp_path, data):
     cpu, start = torch.device("cpu"), tmp_path / "start.pt"
     torch.save({"model": {"w": torch.zeros(2)}}, start)
@@ -178,3 +203,9 @@ def test_cache_key_covers_the_weights_a_run_starts_from(tmp_path, data):
     assert key != cache.cache_key(tiny_config(), data, cpu)[0]
     torch.save({"model": {"w": torch.ones(2)}}, start)  # same path, other weights: another model
     assert cache.cache_key(tiny_config(**{"model.init": str(start)}), data, cpu)[0] != key
+    # the same tensors written again through a temporary file of another name (another zip prefix): the same model
+    with atomic_path(tmp_path / "again.pt") as tmp:
+        torch.save({"model": {"w": torch.ones(2)}}, tmp)
+    assert (tmp_path / "again.pt").read_bytes() != start.read_bytes()
+    again = cache.cache_key(tiny_config(**{"model.init": str(tmp_path / "again.pt")}), data, cpu)[0]
+    assert again == cache.cache_key(tiny_config(**{"model.init": str(start)}), data, cpu)[0]
