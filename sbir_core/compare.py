@@ -48,6 +48,25 @@ class Verdict:
                 f"to {scale * self.high:+.2f})")
 
 
+def mean_interval(x: np.ndarray, n_boot: int = 4000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """The percentile interval of the mean of ``x``, a (seeds, queries) array of per-query scores, resampling the
+    seeds and then the queries (the same queries for every seed), as :func:`paired_bootstrap` does for a difference.
+    The bootstrap draws are fixed by ``seed``."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 2 or x.shape[1] < 2:
+        raise ValueError(f"mean_interval needs a (seeds, queries) array with at least 2 queries, got {x.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    n_seeds, n_queries = x.shape
+    rng = np.random.default_rng(seed)
+    queries = rng.integers(0, n_queries, (n_boot, n_queries))
+    seeds = rng.integers(0, n_seeds, (n_boot, n_seeds))
+    per_seed = x[:, queries].mean(axis=2)  # (seeds, n_boot): each seed's mean over the resampled queries
+    boot = per_seed[seeds, np.arange(n_boot)[:, None]].mean(axis=1)
+    low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, direction: int = 1, n_boot: int = 4000, level: float = 0.95,
                      seed: int = 0) -> Verdict:
     """Is ``a`` above ``b`` (``direction=1``) or below it (``-1``)? See the module docstring.
@@ -61,16 +80,8 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, direction: int = 1, n_boot: i
                          f"got {a.shape} and {b.shape}")
     if direction not in (1, -1):
         raise ValueError(f"direction must be 1 or -1, got {direction}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
     diff = a - b
-    n_seeds, n_queries = diff.shape
-    rng = np.random.default_rng(seed)
-    queries = rng.integers(0, n_queries, (n_boot, n_queries))
-    seeds = rng.integers(0, n_seeds, (n_boot, n_seeds))
-    per_seed = diff[:, queries].mean(axis=2)  # (seeds, n_boot): each seed's mean over the resampled queries
-    boot = per_seed[seeds, np.arange(n_boot)[:, None]].mean(axis=1)
-    low, high = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
+    low, high = mean_interval(diff, n_boot, level, seed)
     if direction * low > 0 and direction * high > 0:
         label = "reproduced"
     elif direction * low < 0 and direction * high < 0:
@@ -87,4 +98,4 @@ def side_of(v: Verdict) -> str:
     return "in the claimed direction" if v.label == "reproduced" else "against the claimed direction"
 
 
-__all__ = ["Verdict", "mean_std", "paired_bootstrap", "pm", "side_of"]
+__all__ = ["Verdict", "mean_interval", "mean_std", "paired_bootstrap", "pm", "side_of"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sbir_core.compare import mean_std, paired_bootstrap, pm, side_of
+from sbir_core.compare import mean_interval, mean_std, paired_bootstrap, pm, side_of
 
 
 def test_mean_std_and_format():
@@ -61,3 +61,19 @@ def test_deterministic_and_validated():
         paired_bootstrap(a, b, direction=0)
     with pytest.raises(ValueError):
         paired_bootstrap(a[0], b[0])
+
+
+def test_mean_interval_holds_the_mean_and_is_the_difference_interval_against_zero():
+    """A variant's interval of its mean acc@1 (experiments' records) narrows with queries, and is exactly
+    paired_bootstrap's interval of its difference from a variant that never hits."""
+    a = hits(0.3)
+    low, high = mean_interval(a)
+    assert low < a.mean() < high
+    v = paired_bootstrap(a, np.zeros_like(a))
+    assert (low, high) == (v.low, v.high)
+    wide = mean_interval(a[:, :30])
+    assert wide[1] - wide[0] > high - low
+    with pytest.raises(ValueError, match="level"):
+        mean_interval(a, level=1.0)
+    with pytest.raises(ValueError, match="at least 2 queries"):
+        mean_interval(a[:, :1])

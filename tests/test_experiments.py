@@ -66,6 +66,8 @@ def test_run_writes_a_record_and_resumes(tiny: Path) -> None:
     assert record["seeds"] == [0, 1] and set(record["variants"]) == {"Base", "Full"}
     full = record["variants"]["Full"]
     assert len(full["acc@1"]) == 2 and full["train_sketches"] > 0 and full["photos"] == "rgb"
+    low, high = full["acc@1_interval"]
+    assert low <= np.mean(full["acc@1"]) <= high
     assert full["queries"] > full["gallery"] > 0 and record["pretrainings"] == {}
     (claim,) = record["claims"]
     assert claim["verdict"] in ("reproduced", "contradicted", "not resolved")
@@ -210,6 +212,23 @@ def test_real_sketch_stage_never_trains_on_the_dataset_it_is_tested_on(real_root
     (real_root / experiments.CHAIR_V1).rmdir()
     with pytest.raises(DataError, match="qmul-v1/chairs: dataset folder of pretraining 'then Shoe-V1 and Chair-V1'"):
         plan_pretraining("pretraining-sketches", real_root / "out", data_root=real_root)
+
+
+def test_seed_study_retrains_the_real_sketch_studys_synthetic_chair_arm(real_root: Path) -> None:
+    """`pretraining-seeds` is `pretraining-sketches`' Chair-V2 arms over twelve seeds: the same jobs for its seeds."""
+    jobs = {(j.variant, j.seed): j for j in plan("pretraining-seeds", "cpu", real_root / "out", data_root=real_root)}
+    (stage,) = plan_pretraining("pretraining-seeds", real_root / "out", data_root=real_root)
+    sketches = {(j.variant, j.seed): j for j in plan("pretraining-sketches", "cpu", real_root / "out",
+                                                     data_root=real_root)}
+    (shared,) = (p for p in plan_pretraining("pretraining-sketches", real_root / "out", data_root=real_root)
+                 if p.variant == stage.variant)
+    assert len(jobs) == 24 and stage.overrides == shared.overrides and stage.photos == shared.photos == "edges"
+    for variant in ("Chair-V2: synthetic", "Chair-V2: HOG + rankSVM"):
+        for seed in (0, 2):
+            mine, theirs = jobs[variant, seed], sketches[variant, seed]
+            assert (mine.overrides, mine.photos, mine.method, mine.data_root) == \
+                (theirs.overrides, theirs.photos, theirs.method, theirs.data_root)
+    assert jobs["Chair-V2: synthetic", 11].init == stage.weights
 
 
 def test_input_size_study_shares_its_112_px_arms_with_the_real_sketch_study(real_root: Path) -> None:
