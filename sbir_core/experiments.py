@@ -60,7 +60,7 @@ from sbir_core.train import SplitTensors, cpu_weights, device_description, git_c
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = 5  # 2: each variant holds its own data, query and gallery counts; pretrainings. 3: attention scores.
 #   4: on-the-fly variants (ranks per drawing step, m@A and m@B) and claims on any metric. 5: each variant's 95%
-#   interval of its mean acc@1 (compare.mean_interval)
+#   interval of its mean acc@1 (compare.mean_interval), and each claim's query floor (seeds_for)
 METRICS = ("m@A", "m@B")  # on-the-fly metrics (sbir_core.metrics.onthefly_metrics); besides them, acc@K
 TARGET = 0.02  # the difference in acc@1 a claim should resolve (issue 13: 2 points)
 
@@ -740,11 +740,12 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
         gallery = variants[claim.better]["gallery"]
         if claim.metric in METRICS and ranks[claim.better].shape != ranks[claim.worse].shape:
             raise ConfigError("metric", f"{claim.text}: {claim.metric} compares variants drawn in the same steps")
-        v = paired_bootstrap(per_query(ranks[claim.better], claim.metric, gallery),
-                             per_query(ranks[claim.worse], claim.metric, gallery))
+        better, worse = (per_query(ranks[v], claim.metric, gallery) for v in (claim.better, claim.worse))
+        v = paired_bootstrap(better, worse)
+        low, high = mean_interval((better - worse).mean(axis=0, keepdims=True))  # the queries alone
         claims.append({"claim": claim.text, "better": claim.better, "worse": claim.worse, "metric": claim.metric,
                        "difference": v.delta, "low": v.low, "high": v.high, "verdict": v.label,
-                       "resolvable": (v.high - v.low) / 2})
+                       "resolvable": (v.high - v.low) / 2, "query_floor": (high - low) / 2})
     attention = {v: _attention_summary([results[v, s]["attention"] for s in seeds], variants[v])
                  for v in exp.variants if all("attention" in results[v, s] for s in seeds)}
     stage_one = [json.loads(Path(job.path).read_text()) for job in pretrained]
@@ -832,10 +833,9 @@ _PLURAL = {"sketch": "sketches", "photo": "photos"}
 
 def markdown(record: dict[str, Any], target: float = TARGET) -> str:
     """A record as Markdown tables: acc@1 and acc@10 (and m@A, m@B on the fly; mean ± std over seeds) per variant;
-    each claim's paired difference, interval, verdict and half-width, with the seeds that half-width suggests for
-    resolving ``target`` (it shrinks about as one over the square root of the seeds when the seeds dominate the
-    noise); and, where the record has them, the attention-in-part scores (:mod:`sbir_core.part_attention`) with their
-    verdicts."""
+    each claim's paired difference, interval, verdict and half-width, with the seeds that would resolve ``target``
+    (:func:`seeds_for`); and, where the record has them, the attention-in-part scores
+    (:mod:`sbir_core.part_attention`) with their verdicts."""
     n = len(record["seeds"])
     metrics = [m for m in METRICS if any(m in s for s in record["variants"].values())] + ["acc@1", "acc@10"]
     rows = [f"| variant | {' | '.join(f'{m} (%)' for m in metrics)} | test queries / gallery |",
@@ -845,13 +845,26 @@ def markdown(record: dict[str, Any], target: float = TARGET) -> str:
     rows += ["", f"| claim | compared | difference (points) | 95% interval | verdict | resolves ± "
                  f"| seeds for ± {100 * target:g} |", "|---|---|---|---|---|---|---|"]
     for c in record["claims"]:
-        seeds = int(np.ceil(n * (c["resolvable"] / target) ** 2))
         rows.append(f"| {c['claim']} | {c['better']} − {c['worse']} | {100 * c['difference']:+.1f} "
                     f"| [{100 * c['low']:+.1f}, {100 * c['high']:+.1f}] | {c['verdict']} "
-                    f"| {100 * c['resolvable']:.1f} | {max(seeds, n)} |")
+                    f"| {100 * c['resolvable']:.1f} | {seeds_for(c, n, target)} |")
     if record.get("attention"):
         rows += ["", attention_markdown(record)]
     return "\n".join(rows)
+
+
+def seeds_for(claim: dict[str, Any], seeds: int, target: float = TARGET) -> str:
+    """How many seeds would narrow a claim's interval to ± ``target``, from its half-width at ``seeds``. The seeds'
+    share of the width shrinks as one over their square root; the test queries' share (``query_floor``, the
+    half-width from resampling the queries of the seed-mean difference; records before version 5 lack it, and are
+    read as if the seeds made all of it) does not, so below that floor no number of seeds will do."""
+    floor = claim.get("query_floor")
+    if floor is None:
+        return str(max(int(np.ceil(seeds * (claim["resolvable"] / target) ** 2)), seeds))
+    if floor >= target:
+        return f"none: the test queries alone give ± {100 * floor:.1f}"
+    share = max(claim["resolvable"] ** 2 - floor ** 2, 0.0)
+    return str(max(int(np.ceil(seeds * share / (target ** 2 - floor ** 2))), seeds))
 
 
 def provenance(record: dict[str, Any], noun: str = "variants") -> str:
@@ -936,4 +949,4 @@ def figure(record: dict[str, Any]) -> Any:
 
 __all__ = ["Claim", "EXPERIMENTS", "Experiment", "Job", "METHODS", "METRICS", "PretrainJob", "Pretraining", "Profile",
            "TARGET", "Variant", "attention_markdown", "figure", "markdown", "per_query", "plan", "plan_pretraining",
-           "provenance", "resolution", "run_experiment", "run_jobs", "summarise"]
+           "provenance", "resolution", "run_experiment", "run_jobs", "seeds_for", "summarise"]

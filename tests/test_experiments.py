@@ -72,6 +72,7 @@ def test_run_writes_a_record_and_resumes(tiny: Path) -> None:
     (claim,) = record["claims"]
     assert claim["verdict"] in ("reproduced", "contradicted", "not resolved")
     assert claim["low"] <= claim["difference"] <= claim["high"] and claim["resolvable"] > 0
+    assert claim["query_floor"] >= 0
     assert record["provenance"]["command"] == "sbir experiment run tiny" and record["provenance"]["commit"]
     assert record["provenance"]["cached_jobs"] == 0, "a fresh run cache"
     assert record["provenance"]["jobs_run"] == 4
@@ -357,3 +358,13 @@ def test_provenance_and_resolution_lines_read_the_record() -> None:
     first, second = experiments.resolution(record).split("\n")
     assert "± 2.5 points (short of the 2-point goal)" in first and "outside [-2.0, +3.0]" in first
     assert second.startswith("Full beats chance: reproduced, resolution ± 1.5 points (within the 2-point goal)")
+
+
+def test_seeds_for_stops_at_the_floor_the_test_queries_set() -> None:
+    """Seeds narrow only their own share of a claim's interval: where the test queries alone give more than the
+    target, no number of seeds resolves it; records without the floor keep the seeds-only estimate."""
+    claim = {"resolvable": 0.048, "query_floor": 0.045}
+    assert experiments.seeds_for(claim, 12) == "none: the test queries alone give ± 4.5"
+    assert experiments.seeds_for({"resolvable": 0.04, "query_floor": 0.01}, 3) == "15"  # 3 * (16 - 1) / (4 - 1)
+    assert experiments.seeds_for({"resolvable": 0.04}, 3) == "12"
+    assert experiments.seeds_for({"resolvable": 0.01, "query_floor": 0.005}, 10) == "10"  # never fewer than run
