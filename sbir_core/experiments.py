@@ -911,7 +911,8 @@ def attention_markdown(record: dict[str, Any], variants: Sequence[str] | None = 
 
 def figure(record: dict[str, Any]) -> Any:
     """A record as a picture (seaborn): the first claim's metric (acc@1 where the variants lack it) of every seed and
-    its mean with a 95% interval per variant, and each claim's paired difference with its bootstrap interval. Returns
+    its mean with a 95% interval per variant (the record's, over seeds and test queries, where it has one; else over
+    the seeds), and each claim's paired difference with its bootstrap interval. Returns
     the matplotlib figure."""
     import matplotlib.pyplot as plt
     import pandas as pd
@@ -927,10 +928,18 @@ def figure(record: dict[str, Any]) -> Any:
     height = 0.6 * max(len(record["variants"]), len(claims)) + 2
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, height), gridspec_kw={"width_ratios": [1, 1.2]})
     sns.stripplot(frame, x=label, y="variant", color="0.6", size=4, ax=left)
-    sns.pointplot(frame, x=label, y="variant", errorbar=("ci", 95), seed=0, linestyle="none", color="C0",
-                  markers="D", ax=left)
-    left.set(title=f"{record['experiment']}: {metric} over {len(record['seeds'])} seeds (bars: 95% interval)",
-             ylabel="")
+    intervals = [s.get(f"{metric}_interval") for s in record["variants"].values()]
+    if all(intervals):  # the record's: seeds and test queries resampled (version 5)
+        means = np.array([100 * np.mean(s[metric]) for s in record["variants"].values()])
+        bounds = 100 * np.array(intervals)
+        left.errorbar(means, np.arange(len(means)), xerr=[means - bounds[:, 0], bounds[:, 1] - means], fmt="D",
+                      color="C0", capsize=4)
+        bars = "\n(bars: 95% interval over seeds and test queries)"
+    else:
+        sns.pointplot(frame, x=label, y="variant", errorbar=("ci", 95), seed=0, linestyle="none", color="C0",
+                      markers="D", ax=left)
+        bars = " (bars: 95% interval)"
+    left.set(title=f"{record['experiment']}: {metric} over {len(record['seeds'])} seeds{bars}", ylabel="")
     one_metric = len({c["metric"] for c in claims}) <= 1
     y = np.arange(len(claims))
     colours = {"reproduced": "C2", "contradicted": "C3", "not resolved": "0.5"}

@@ -368,3 +368,23 @@ def test_seeds_for_stops_at_the_floor_the_test_queries_set() -> None:
     assert experiments.seeds_for({"resolvable": 0.04, "query_floor": 0.01}, 3) == "15"  # 3 * (16 - 1) / (4 - 1)
     assert experiments.seeds_for({"resolvable": 0.04}, 3) == "12"
     assert experiments.seeds_for({"resolvable": 0.01, "query_floor": 0.005}, 10) == "10"  # never fewer than run
+
+
+def test_figure_draws_the_records_interval_of_each_mean_where_it_has_one() -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    claim = {"claim": "A beats B", "better": "A", "worse": "B", "metric": "acc@1", "difference": 0.1, "low": -0.01,
+             "high": 0.2, "verdict": "not resolved"}
+    variants = {"A": {"acc@1": [0.3, 0.4], "acc@1_interval": [0.2, 0.5]},
+                "B": {"acc@1": [0.2, 0.3], "acc@1_interval": [0.1, 0.4]}}
+    record = {"experiment": "x", "seeds": [0, 1], "variants": variants, "claims": [claim]}
+    left = experiments.figure(record).axes[0]
+    (bars,) = left.containers
+    assert "seeds and test queries" in left.get_title()
+    assert np.allclose(bars.lines[2][0].get_segments()[0][:, 0], [20, 50])  # A: its interval, in points
+    plt.close("all")
+    old = {**record, "variants": {v: {"acc@1": s["acc@1"]} for v, s in variants.items()}}
+    assert "seeds and test queries" not in experiments.figure(old).axes[0].get_title()
+    plt.close("all")
