@@ -740,7 +740,7 @@ def summarise(name: str, jobs: Sequence[Job], wall_time_s: float, command: str |
         gallery = variants[claim.better]["gallery"]
         if claim.metric in METRICS and ranks[claim.better].shape != ranks[claim.worse].shape:
             raise ConfigError("metric", f"{claim.text}: {claim.metric} compares variants drawn in the same steps")
-        better, worse = (per_query(ranks[v], claim.metric, gallery) for v in (claim.better, claim.worse))
+        better, worse = (per_query(ranks[name], claim.metric, gallery) for name in (claim.better, claim.worse))
         v = paired_bootstrap(better, worse)
         low, high = mean_interval((better - worse).mean(axis=0, keepdims=True))  # the queries alone
         claims.append({"claim": claim.text, "better": claim.better, "worse": claim.worse, "metric": claim.metric,
@@ -912,8 +912,7 @@ def attention_markdown(record: dict[str, Any], variants: Sequence[str] | None = 
 def figure(record: dict[str, Any]) -> Any:
     """A record as a picture (seaborn): the first claim's metric (acc@1 where the variants lack it) of every seed and
     its mean with a 95% interval per variant (the record's, over seeds and test queries, where it has one; else over
-    the seeds), and each claim's paired difference with its bootstrap interval. Returns
-    the matplotlib figure."""
+    the seeds), and each claim's paired difference with its bootstrap interval. Returns the matplotlib figure."""
     import matplotlib.pyplot as plt
     import pandas as pd
     import seaborn as sns
