@@ -358,7 +358,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     # `pretraining-sketches`' best Chair-V2 arm (its "synthetic" arm: the 3-epoch edge-map stage, then
     # `pretraining-long`'s 40 cosine epochs) was 4.2 points above HOG + rankSVM over three seeds, an interval that held
     # zero. The same two arms over twelve seeds (0-2 are that study's jobs, retrained), Chair-V2 only: on Shoe-V1 the
-    # same arm's mean was below HOG's, and its spread would need about a hundred seeds to resolve 2 points.
+    # same arm's mean was below HOG's.
     Experiment(
         "pretraining-seeds", "the best CPU Triplet SN on QMUL-Chair-V2 (the 3-epoch edge-map stage on the synthetic "
         "benchmark, then 40 cosine epochs) against HOG + rankSVM, over twelve seeds",
